@@ -1,0 +1,1 @@
+//! Confab's durable store (work in progress: the SQLite implementation is being written).
