@@ -8,6 +8,8 @@
 //!   errors name the attribute.
 //! - [`framing`]: TURN ChannelData framing (with stream padding), demultiplexing STUN vs
 //!   ChannelData vs other traffic on one port, and cutting messages from TCP/TLS streams.
+//! - [`turn`]: a sans-IO TURN server: allocations, permissions, channels, long-term
+//!   credential checks, quotas, peer policy, usage records; driven by `now`.
 //! - [`credentials`]: long-term keys (MD5, SHA-256), USERHASH, the nonce cookie, TURN REST
 //!   API credentials (mint and check) and RFC 7065 TURN URIs.
 //!
@@ -19,6 +21,7 @@ pub mod attr;
 pub mod credentials;
 pub mod framing;
 pub mod message;
+pub mod turn;
 
 pub use attr::{AttrType, AttributeError, ErrorCode, PasswordAlgorithm};
 pub use credentials::{

@@ -625,6 +625,18 @@ impl<'b> Encoder<'b> {
         Encoder { buf, start, txid }
     }
 
+    /// Continues a message whose header (and maybe some attributes) already sits at
+    /// `buf[start..]`, e.g. one begun by another function.
+    pub fn resume(buf: &'b mut Vec<u8>, start: usize) -> Self {
+        let mut t = [0u8; 12];
+        t.copy_from_slice(&buf[start + 8..start + 20]);
+        Encoder {
+            buf,
+            start,
+            txid: TransactionId(t),
+        }
+    }
+
     /// The transaction ID of the message being built.
     pub fn transaction_id(&self) -> TransactionId {
         self.txid
