@@ -1,5 +1,90 @@
-//! Sans-IO SIP for Confab.
+//! Sans-IO SIP message layer for Confab.
 //!
-//! What it does: parses and serializes SIP messages losslessly, gives typed access to the
-//! headers a server needs, enforces size limits before allocating, and frames messages on
-//! streams. What it does not do: sockets, clocks, randomness (the caller passes those in).
+//! **What it does:** parses and serializes SIP messages losslessly (RFC 3261 grammar with
+//! RFC 5954 IPv6 references, RFC 3966 tel URIs), gives typed, lazily parsed access to the
+//! headers a server needs, builds requests and responses, enforces size limits before
+//! allocating, validates messages with the response each fault calls for, and frames
+//! messages on streams (RFC 3261 §18.3, RFC 5626 keep-alives).
+//!
+//! **What it does not do:** sockets, clocks or randomness (tags, branches and Call-IDs are
+//! passed in by the caller), SDP or any body beyond keeping its bytes, digest computation.
+//! Transactions and dialogs live in their own modules (issue 3).
+//!
+//! # Map
+//!
+//! | you have | call | you get |
+//! |---|---|---|
+//! | a UDP datagram | [`parse_datagram`] | [`Message`] or [`ParseError`] |
+//! | a WebSocket message | [`parse_websocket`] | same (RFC 7118: Content-Length optional) |
+//! | bytes from TCP/TLS | [`frame_stream`] then [`parse_stream`] | [`Frame`]; then a message |
+//! | a message | [`Message::check`] | `Ok` or a [`Rejection`] (400/416/...) |
+//! | an error | [`ParseError::disposition`] / [`Rejection::disposition`] | [`Disposition`]: respond with (code, reason) or drop |
+//! | a request to answer | [`ResponseBuilder::reply_to`] | a response copying Via/From/To/Call-ID/CSeq |
+//! | something to send | [`RequestBuilder`] | a request |
+//! | a proxy hop | [`Message::prepend_via`], [`Message::remove_first_route`], [`Message::set_max_forwards`], [`Message::prepend_record_route`], [`Message::set_request_uri`] | the same message, everything else byte-exact |
+//! | bytes to send | [`Message::to_bytes`] / [`Message::write_to`] | |
+//!
+//! # Design
+//!
+//! A [`Message`] is one [`bytes::Bytes`] buffer plus 24-byte header entries (ranges of
+//! the raw line incl. folding, of the name as written and of the trimmed value) in one
+//! `Vec` reserved for 24 headers. Only the start line and Content-Length are decoded while
+//! parsing; [`headers`] parse values on demand and borrow from the buffer, returning
+//! `Option<Result<T, HeaderError>>` (single-valued) or iterators of `Result` (lists), so
+//! "absent" and "malformed" are different answers and a [`HeaderError`] names the header.
+//! We chose lazy ranges over eager typed parsing because a proxy reads 6–8 headers of
+//! 15–25 and forwards the rest untouched; parsing what nobody reads costs time and risks
+//! rejecting messages over headers nobody cares about.
+//!
+//! Serializing an unedited message returns its original buffer. Edits append new lines
+//! to a per-message edit buffer and repoint entries, so untouched lines (compact forms,
+//! folding, case, vendor `ms-*`/`X-*` headers, non-UTF-8 bytes) go out byte-exact.
+//!
+//! # Outcomes for bad input
+//!
+//! Parsing never panics. A [`ParseError`] says what is wrong; when the header section was
+//! readable it carries it ([`ParseError::head`]) so a response can be built. The rule for
+//! answering (in [`Message::can_be_answered`]): only a request other than ACK whose topmost
+//! Via, From, To, Call-ID and CSeq parse can be answered; everything else is dropped.
+//!
+//! | fault | outcome |
+//! |---|---|
+//! | message > [`Limits::max_message_size`] | 513 |
+//! | body > [`Limits::max_body_size`] | 413 |
+//! | Request-URI > [`Limits::max_request_uri_len`] | 414 |
+//! | too many headers / line too long | 400 "Too many header fields" / "Header line too long" |
+//! | SIP version other than 2.0 | 505 |
+//! | malformed request line | 400 "Malformed Request-Line" |
+//! | Content-Length invalid, repeated, or larger than the datagram | 400 |
+//! | Via/From/To/Call-ID/CSeq malformed or missing | drop ([`Message::check`] names it) |
+//! | unknown Request-URI scheme | 416 (from [`Message::check`]) |
+//! | bare-LF line endings, unterminated header section | drop |
+
+pub mod headers;
+
+mod builder;
+mod check;
+mod error;
+mod framing;
+mod limits;
+mod message;
+mod method;
+mod name;
+mod parse;
+mod scan;
+pub mod status;
+mod uri;
+
+pub use builder::{RequestBuilder, ResponseBuilder};
+pub use check::Rejection;
+pub use error::{
+    BuildError, ContentLengthError, Disposition, HeaderError, HeaderErrorKind, ParseError,
+    ParseErrorKind, StartLineError,
+};
+pub use framing::{Frame, FramingError, frame_stream};
+pub use limits::Limits;
+pub use message::{HeaderField, Message, RequestLine, StartLine, StatusLine, Values};
+pub use method::{ExtensionMethod, InvalidMethod, Method};
+pub use name::{HeaderKey, HeaderName};
+pub use parse::{parse_datagram, parse_stream, parse_websocket};
+pub use uri::{AbsoluteUri, Host, Param, ParamIter, Params, SipUri, TelUri, Uri, UriError};
