@@ -23,6 +23,9 @@ pub mod framing;
 pub mod message;
 pub mod turn;
 
+#[doc(hidden)]
+pub mod fuzz_support;
+
 pub use attr::{AttrType, AttributeError, ErrorCode, PasswordAlgorithm};
 pub use credentials::{
     LongTermKey, RestCredentials, SecurityFeatures, UriTransport, mint_rest_credentials, turn_uri,
