@@ -1,0 +1,1 @@
+//! RFC 3261 §18 rules that need a parsed message (filled in below).
