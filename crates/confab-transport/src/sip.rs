@@ -64,7 +64,7 @@ fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-fn write_host(out: &mut String, h: &Host<'_>) {
+pub(crate) fn write_host(out: &mut String, h: &Host<'_>) {
     let _ = match h {
         Host::Domain(d) => write!(out, "{d}"),
         Host::Ipv4(ip) => write!(out, "{ip}"),

@@ -176,9 +176,19 @@ pub enum SendError {
         /// The OS error.
         source: std::io::Error,
     },
-    /// The transport is shut down.
-    #[error("transport is shut down")]
-    Shutdown,
+    /// The response cannot be routed (RFC 3261 §18.2.2).
+    #[error("cannot route response: {0}")]
+    Route(crate::rules::RouteError),
+    /// The destination is a host name; resolve it (RFC 3263 §5) and send to the address.
+    #[error("{host}:{port} over {transport} needs DNS resolution")]
+    NeedsResolution {
+        /// The transport.
+        transport: TransportKind,
+        /// The host name.
+        host: String,
+        /// The port.
+        port: u16,
+    },
 }
 
 impl SendError {
@@ -336,35 +346,68 @@ impl Shared {
         }
     }
 
+    fn udp_socket(&self, listener: u16, remote: SocketAddr) -> Result<&Arc<UdpSocket>, SendError> {
+        let l = self
+            .udp
+            .iter()
+            .find(|u| u.info.id == listener)
+            .ok_or(SendError::FlowGone(FlowToken::datagram(listener, remote)))?;
+        // Same socket for the same peer keeps packets of one peer in order.
+        Ok(&l.sockets[port_hash(remote) % l.sockets.len()])
+    }
+
+    /// Sends a datagram without waiting (receive loops: STUN answers, error responses).
+    /// A full socket buffer drops the datagram, as the kernel would.
     pub(crate) fn udp_send(
         &self,
         listener: u16,
         remote: SocketAddr,
         bytes: &[u8],
     ) -> Result<(), SendError> {
-        let l = self
-            .udp
-            .iter()
-            .find(|u| u.info.id == listener)
-            .ok_or(SendError::FlowGone(FlowToken::datagram(listener, remote)))?;
         if bytes.len() > 65_507 {
             return Err(SendError::TooLarge { len: bytes.len() });
         }
-        // Same socket for the same peer keeps packets of one peer in order.
-        let sock = &l.sockets[port_hash(remote) % l.sockets.len()];
-        match sock.try_send_to(bytes, remote) {
+        match self
+            .udp_socket(listener, remote)?
+            .try_send_to(bytes, remote)
+        {
             Ok(_) => {
                 self.metrics.sent(TransportKind::Udp).increment(1);
                 Ok(())
             }
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                // Kernel send buffer full: count as a drop, like the kernel would. SIP over
-                // UDP retransmits; blocking here would stall every flow.
-                self.metrics.drop_queue_full.increment(1);
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::WouldBlock {
+                    self.metrics.drop_queue_full.increment(1);
+                }
                 Err(SendError::Io {
                     addr: remote,
                     source: e,
                 })
+            }
+        }
+    }
+
+    /// Sends a datagram, waiting for socket buffer space if the kernel has none.
+    pub(crate) async fn udp_send_wait(
+        &self,
+        listener: u16,
+        remote: SocketAddr,
+        bytes: &[u8],
+    ) -> Result<(), SendError> {
+        if bytes.len() > 65_507 {
+            return Err(SendError::TooLarge { len: bytes.len() });
+        }
+        let sock = self.udp_socket(listener, remote)?;
+        let r = match sock.try_send_to(bytes, remote) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                sock.send_to(bytes, remote).await
+            }
+            other => other,
+        };
+        match r {
+            Ok(_) => {
+                self.metrics.sent(TransportKind::Udp).increment(1);
+                Ok(())
             }
             Err(e) => Err(SendError::Io {
                 addr: remote,
@@ -536,15 +579,17 @@ impl TransportHandle {
     /// Sends `bytes` (one complete SIP message) to `target`. Returns the flow used, which
     /// for [`Target::Addr`] may be a new connection.
     ///
-    /// UDP never blocks: a full socket buffer is an [`SendError::Io`] (SIP retransmits).
-    /// Connection sends are queued; the queue is bounded (`connection_send_queue`).
+    /// UDP waits only for kernel socket buffer space. Connection sends are queued without
+    /// waiting; the queue is bounded (`connection_send_queue`) and a full one is
+    /// [`SendError::Busy`].
     pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<FlowToken, SendError> {
         let sh = &self.shared;
         match target {
             Target::Flow(flow) => match (flow.as_datagram(), flow.connection_id()) {
-                (Some((listener, remote)), _) => {
-                    sh.udp_send(listener, remote, &bytes).map(|()| *flow)
-                }
+                (Some((listener, remote)), _) => sh
+                    .udp_send_wait(listener, remote, &bytes)
+                    .await
+                    .map(|()| *flow),
                 (None, Some(id)) => sh.queue_on_conn(id, bytes),
                 (None, None) => Err(SendError::FlowGone(*flow)),
             },
@@ -557,7 +602,7 @@ impl TransportHandle {
                     transport: TransportKind::Udp,
                     family: if addr.is_ipv4() { "IPv4" } else { "IPv6" },
                 })?;
-                sh.udp_send(listener, *addr, &bytes)?;
+                sh.udp_send_wait(listener, *addr, &bytes).await?;
                 Ok(FlowToken::datagram(listener, *addr))
             }
             Target::Addr {

@@ -1,0 +1,425 @@
+//! In-process tests over real sockets on loopback: UDP and TCP on IPv4 and IPv6, NAT
+//! handling, keep-alives, framing, limits, flows, connection reuse and the §18 size rule.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use confab_transport::rules::RequestTarget;
+use confab_transport::{CloseReason, SendError, Target, TransportKind};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+async fn udp_roundtrip(sock: &UdpSocket, to: SocketAddr, msg: &str) -> Option<String> {
+    sock.send_to(msg.as_bytes(), to).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let r = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf)).await;
+    r.ok()
+        .map(|r| String::from_utf8_lossy(&buf[..r.unwrap().0]).into_owned())
+}
+
+fn header<'a>(resp: &'a str, name: &str) -> Option<&'a str> {
+    resp.split("\r\n")
+        .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(": ")))
+}
+
+/// RFC 3581 + §18.2.1: a client behind NAT (sent-by 10.9.9.9) with `rport` gets the
+/// response at its source address, and the Via shows received/rport; IPv4 and IPv6
+/// listeners at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_rport_received_v4_and_v6() {
+    let (h, mut seen) = start(config(&["udp:127.0.0.1:0", "udp:[::1]:0"]), None).await;
+    for (listener, client_bind) in [(0usize, "127.0.0.1:0"), (1, "[::1]:0")] {
+        let server = h.listeners()[listener].local;
+        let c = UdpSocket::bind(client_bind).await.unwrap();
+        let me = c.local_addr().unwrap();
+        let resp = udp_roundtrip(
+            &c,
+            server,
+            &options("SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKnat1;rport", "nat1"),
+        )
+        .await
+        .expect("response over the NAT flow");
+        assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+        let via = header(&resp, "Via").unwrap();
+        let ip = me.ip().to_string();
+        assert_eq!(
+            via,
+            format!(
+                "SIP/2.0/UDP 10.9.9.9:5060;branch=z9hG4bKnat1;rport={};received={ip}",
+                me.port()
+            )
+        );
+        match next_request(&mut seen).await {
+            Seen::Request {
+                source, transport, ..
+            } => {
+                assert_eq!(source, me);
+                assert_eq!(transport, TransportKind::Udp);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+/// §18.2.2 without rport: the response goes to the sent-by port (here another socket).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn udp_response_to_sent_by_port_without_rport() {
+    let (h, _seen) = start(config(&["udp:127.0.0.1:0"]), None).await;
+    let server = h.listeners()[0].local;
+    let a = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let b_port = b.local_addr().unwrap().port();
+    let msg = options(
+        &format!("SIP/2.0/UDP 127.0.0.1:{b_port};branch=z9hG4bKsb"),
+        "sb",
+    );
+    a.send_to(msg.as_bytes(), server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, from) = tokio::time::timeout(Duration::from_secs(3), b.recv_from(&mut buf))
+        .await
+        .expect("response at the sent-by port")
+        .unwrap();
+    assert_eq!(from, server, "sent from the listener's socket");
+    let resp = String::from_utf8_lossy(&buf[..n]);
+    // sent-by IP equals the source: no received parameter (§18.2.1)
+    assert_eq!(
+        header(&resp, "Via").unwrap(),
+        format!("SIP/2.0/UDP 127.0.0.1:{b_port};branch=z9hG4bKsb")
+    );
+}
+
+/// RFC 5626 §8: STUN Binding on the SIP UDP port is answered with XOR-MAPPED-ADDRESS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stun_keepalive_on_sip_port() {
+    let (h, _seen) = start(config(&["udp:127.0.0.1:0"]), None).await;
+    let server = h.listeners()[0].local;
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = c.local_addr().unwrap();
+    let mut req = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    req.extend_from_slice(b"confabtxid01");
+    c.send_to(&req, server).await.unwrap();
+    let mut buf = [0u8; 512];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(3), c.recv_from(&mut buf))
+        .await
+        .expect("STUN answer")
+        .unwrap();
+    let r = &buf[..n];
+    assert_eq!(&r[0..2], &[0x01, 0x01], "Binding success");
+    assert_eq!(&r[8..20], b"confabtxid01");
+    assert_eq!(&r[20..22], &[0x00, 0x20], "XOR-MAPPED-ADDRESS");
+    let port = u16::from_be_bytes([r[26], r[27]]) ^ 0x2112;
+    let ip = std::net::Ipv4Addr::new(r[28] ^ 0x21, r[29] ^ 0x12, r[30] ^ 0xa4, r[31] ^ 0x42);
+    assert_eq!(SocketAddr::from((ip, port)), me);
+}
+
+/// Garbage is dropped silently; bad input that may be answered is answered, but only at
+/// the per-source error-response rate (anti-reflection).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_dropped_or_answered_at_limited_rate() {
+    let mut cfg = config(&["udp:127.0.0.1:0"]);
+    cfg.limits.error_responses_per_second_per_source = 1;
+    cfg.limits.error_response_burst_per_source = 3;
+    let (h, _seen) = start(cfg, None).await;
+    let server = h.listeners()[0].local;
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    // pure garbage: nothing comes back
+    assert_eq!(
+        udp_roundtrip(&c, server, "\x16\x03\x01 not sip at all").await,
+        None
+    );
+    // a request with an unsupported version can be answered (505)
+    let bad = options("SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad;rport", "bad")
+        .replace("SIP/2.0\r\n", "SIP/7.0\r\n");
+    let t0 = Instant::now();
+    for _ in 0..20 {
+        c.send_to(bad.as_bytes(), server).await.unwrap();
+    }
+    let mut answers = 0;
+    let mut buf = vec![0u8; 4096];
+    while let Ok(Ok((n, _))) =
+        tokio::time::timeout(Duration::from_millis(500), c.recv_from(&mut buf)).await
+    {
+        let r = String::from_utf8_lossy(&buf[..n]);
+        assert!(r.starts_with("SIP/2.0 505 "), "{r}");
+        answers += 1;
+    }
+    let allowed = 3 + t0.elapsed().as_secs() as usize + 1;
+    assert!(answers >= 1, "at least the burst is answered");
+    assert!(answers <= allowed, "{answers} answers > {allowed} allowed");
+}
+
+/// Streams: CRLF ping gets a pong, a request gets its response on the same connection,
+/// lost framing closes the connection and reports the flow as closed; sending on the dead
+/// flow fails with FlowGone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_keepalive_response_framing_lost_and_flow_gone() {
+    let (h, mut seen) = start(config(&["tcp:127.0.0.1:0", "tcp:[::1]:0"]), None).await;
+    for li in 0..2 {
+        let server = h.listeners()[li].local;
+        let mut s = TcpStream::connect(server).await.unwrap();
+        s.write_all(b"\r\n\r\n").await.unwrap();
+        let mut pong = [0u8; 2];
+        s.read_exact(&mut pong).await.unwrap();
+        assert_eq!(&pong, b"\r\n");
+        // request split over two writes: framing waits for the rest
+        let msg = options("SIP/2.0/TCP client.invalid;branch=z9hG4bKt1", "t1");
+        s.write_all(&msg.as_bytes()[..40]).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        s.write_all(&msg.as_bytes()[40..]).await.unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = s.read(&mut buf).await.unwrap();
+        let resp = String::from_utf8_lossy(&buf[..n]).into_owned();
+        assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+        let me = s.local_addr().unwrap();
+        assert_eq!(
+            header(&resp, "Via").unwrap(),
+            format!(
+                "SIP/2.0/TCP client.invalid;branch=z9hG4bKt1;received={}",
+                me.ip()
+            )
+        );
+        let flow = match next_request(&mut seen).await {
+            Seen::Request { flow, .. } => flow,
+            other => panic!("{other:?}"),
+        };
+        assert!(flow.is_connection() && h.flow_is_open(flow));
+        // a message without Content-Length cannot be framed on a stream
+        s.write_all(b"OPTIONS sip:x SIP/2.0\r\nVia: SIP/2.0/TCP h;branch=z9hG4bK2\r\n\r\n")
+            .await
+            .unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("server closes")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "connection closed");
+        loop {
+            match recv_timeout(&mut seen, 5).await.expect("FlowClosed") {
+                Seen::Closed { flow: f, reason } => {
+                    assert_eq!(f, flow);
+                    assert_eq!(reason, CloseReason::FramingLost);
+                    break;
+                }
+                _ => continue,
+            }
+        }
+        let err = h
+            .send(&Target::Flow(flow), Bytes::from_static(b"x"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SendError::FlowGone(f) if f == flow), "{err}");
+        assert!(err.is_flow_failure());
+    }
+}
+
+/// Idle connections are closed after idle_timeout_s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connection_closed() {
+    let mut cfg = config(&["tcp:127.0.0.1:0"]);
+    cfg.idle_timeout_s = 1;
+    let (h, mut seen) = start(cfg, None).await;
+    let mut s = TcpStream::connect(h.listeners()[0].local).await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+        .await
+        .expect("closed by the server")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    match recv_timeout(&mut seen, 5).await.expect("FlowClosed") {
+        Seen::Closed { reason, .. } => assert_eq!(reason, CloseReason::Idle),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// max_connections_per_source: the third connection from one address is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_per_source_limit() {
+    let mut cfg = config(&["tcp:127.0.0.1:0"]);
+    cfg.limits.max_connections_per_source = 2;
+    let (h, _seen) = start(cfg, None).await;
+    let server = h.listeners()[0].local;
+    let _a = TcpStream::connect(server).await.unwrap();
+    let _b = TcpStream::connect(server).await.unwrap();
+    let mut c = TcpStream::connect(server).await.unwrap();
+    let mut buf = [0u8; 4];
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut buf))
+        .await
+        .expect("third connection closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // another source address is not affected
+    let d = tokio::net::TcpSocket::new_v4().unwrap();
+    d.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let mut d = d.connect(server).await.unwrap();
+    d.write_all(options("SIP/2.0/TCP 127.0.0.2;branch=z9hG4bKo", "o").as_bytes())
+        .await
+        .unwrap();
+    let n = d.read(&mut [0u8; 2048]).await.unwrap();
+    assert!(n > 0);
+    assert_eq!(h.connection_count(), 3);
+}
+
+/// A flood from one source is capped at its rate and does not keep another source from
+/// being served.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_from_one_source_does_not_starve_another() {
+    let mut cfg = config(&["udp:127.0.0.1:0"]);
+    cfg.limits.messages_per_second_per_source = 200;
+    cfg.limits.message_burst_per_source = 200;
+    let (h, mut seen) = start(cfg, None).await;
+    let server = h.listeners()[0].local;
+    let flood = UdpSocket::bind("127.0.0.2:0").await.unwrap();
+    let good = UdpSocket::bind("127.0.0.3:0").await.unwrap();
+    let t0 = Instant::now();
+    let flooder = tokio::spawn(async move {
+        let m = options("SIP/2.0/UDP 127.0.0.2;branch=z9hG4bKflood;rport", "flood");
+        for _ in 0..20_000 {
+            let _ = flood.send_to(m.as_bytes(), server).await;
+        }
+    });
+    let mut answered = 0;
+    for i in 0..20 {
+        let m = options(
+            &format!("SIP/2.0/UDP 127.0.0.3;branch=z9hG4bKg{i};rport"),
+            &format!("g{i}"),
+        );
+        if udp_roundtrip(&good, server, &m).await.is_some() {
+            answered += 1;
+        }
+    }
+    flooder.await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let elapsed = t0.elapsed().as_secs_f64();
+    let mut from_flood = 0;
+    while let Ok(Some(s)) = tokio::time::timeout(Duration::from_millis(100), seen.recv()).await {
+        if let Seen::Request { source, .. } = s
+            && source.ip().to_string() == "127.0.0.2"
+        {
+            from_flood += 1;
+        }
+    }
+    assert_eq!(answered, 20, "the well-behaved source is served");
+    let cap = 200.0 + 200.0 * elapsed + 1.0;
+    assert!(
+        (from_flood as f64) <= cap,
+        "{from_flood} flood messages delivered, cap {cap}"
+    );
+    assert!(
+        from_flood >= 150,
+        "the burst itself is delivered ({from_flood})"
+    );
+}
+
+/// RFC 3261 §18.1.1: a request over 1300 bytes moves from UDP to TCP when the target
+/// supports TCP; a small one stays on UDP. The Via names the transport used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_request_moves_to_tcp() {
+    let (h, _seen) = start(config(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]), None).await;
+    // the peer listens on UDP and TCP on one port
+    let peer_udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let peer = peer_udp.local_addr().unwrap();
+    let peer_tcp = TcpListener::bind(peer).await.unwrap();
+    let target = RequestTarget {
+        transport: TransportKind::Udp,
+        addr: peer,
+        server_name: None,
+        tcp_supported: true,
+    };
+    let build = |body_len: usize| {
+        confab_sip::RequestBuilder::new(confab_sip::Method::Message, "sip:peer@127.0.0.1")
+            .via("SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bKbig")
+            .from("<sip:a@example.com>;tag=1")
+            .to("<sip:peer@example.com>")
+            .call_id("big")
+            .cseq(1)
+            .max_forwards(70)
+            .body("text/plain", Bytes::from(vec![b'x'; body_len]))
+            .build()
+            .unwrap()
+    };
+    let mut small = build(100);
+    let f = h.send_request(&mut small, &target).await.unwrap();
+    assert!(!f.is_connection());
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = peer_udp.recv_from(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).contains("Via: SIP/2.0/UDP 127.0.0.1:5060"));
+
+    let mut big = build(1500);
+    let f = h.send_request(&mut big, &target).await.unwrap();
+    assert!(f.is_connection());
+    let (mut conn, _) = peer_tcp.accept().await.unwrap();
+    let mut got = Vec::new();
+    while got.len() < big.encoded_len() {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0);
+        got.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.contains("Via: SIP/2.0/TCP 127.0.0.1:5060;branch=z9hG4bKbig"),
+        "{text}"
+    );
+
+    // the target does not support TCP: stays on UDP
+    let mut big2 = build(1500);
+    let t2 = RequestTarget {
+        tcp_supported: false,
+        ..target.clone()
+    };
+    assert!(
+        !h.send_request(&mut big2, &t2)
+            .await
+            .unwrap()
+            .is_connection()
+    );
+}
+
+/// RFC 5923: with `alias`, a request to the client's sent-by reuses its connection
+/// (alias_on_tcp set, as on a trusted network); without it a new connection is tried.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_reuse_with_alias() {
+    let mut cfg = config(&["tcp:127.0.0.1:0"]);
+    cfg.alias_on_tcp = true;
+    let (h, mut seen) = start(cfg, None).await;
+    let server = h.listeners()[0].local;
+    // a port nobody listens on
+    let closed = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut s = TcpStream::connect(server).await.unwrap();
+    let via = format!("SIP/2.0/TCP {closed};alias;branch=z9hG4bKal");
+    s.write_all(options(&via, "al").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200"));
+    let flow = match next_request(&mut seen).await {
+        Seen::Request { flow, .. } => flow,
+        other => panic!("{other:?}"),
+    };
+    let target = Target::Addr {
+        transport: TransportKind::Tcp,
+        addr: closed,
+        server_name: None,
+    };
+    let used = h
+        .send(&target, Bytes::from_static(b"NOTIFY-ish bytes"))
+        .await
+        .unwrap();
+    assert_eq!(used, flow, "reused the client's connection");
+    let n = s.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"NOTIFY-ish bytes");
+    drop(s);
+    // once that connection is gone, the alias is gone: a new connection is refused
+    loop {
+        if let Seen::Closed { .. } = recv_timeout(&mut seen, 5).await.expect("closed") {
+            break;
+        }
+    }
+    let err = h.send(&target, Bytes::from_static(b"x")).await.unwrap_err();
+    assert!(matches!(err, SendError::Connect { .. }), "{err}");
+}
