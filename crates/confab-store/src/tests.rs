@@ -1,0 +1,181 @@
+//! Unit tests that need crate internals: commit-failure injection at the commit point and
+//! deterministic batching (the writer is held on an exclusive job while writes queue).
+
+use std::sync::Arc;
+
+use confab_core::{Address, Entity, NewUser, StoreError, UserStore};
+use tokio::sync::oneshot;
+
+use crate::{SqliteStore, StoreConfig};
+
+fn addr(s: &str) -> Address {
+    Address::parse(s).unwrap()
+}
+
+async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+    SqliteStore::open_or_create(StoreConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap()
+}
+
+/// Holds the writer busy until the returned sender fires, so writes sent meanwhile queue up
+/// and form one batch.
+async fn hold_writer(store: &SqliteStore) -> (oneshot::Sender<()>, tokio::task::JoinHandle<()>) {
+    let (release, wait) = oneshot::channel::<()>();
+    let (started_tx, started) = oneshot::channel::<()>();
+    let s = store.clone();
+    let task = tokio::spawn(async move {
+        s.inner
+            .writer
+            .exclusive(move |_conn| {
+                Box::pin(async move {
+                    let _ = started_tx.send(());
+                    let _ = wait.await;
+                    Ok(())
+                })
+            })
+            .await
+            .unwrap();
+    });
+    started.await.unwrap();
+    (release, task)
+}
+
+/// Waits (without asserting any time) until `n` jobs sit in the writer's queue.
+async fn wait_queued(store: &SqliteStore, n: usize) {
+    while store.inner.writer.queued() < n {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Starts `names.len()` concurrent `add_user` calls and returns their handles.
+fn spawn_adds(
+    store: &SqliteStore,
+    names: &[&str],
+) -> Vec<tokio::task::JoinHandle<Result<confab_core::User, StoreError>>> {
+    names
+        .iter()
+        .map(|n| {
+            let s = store.clone();
+            let a = addr(n);
+            tokio::spawn(async move { s.add_user(NewUser::new(a)).await })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_share_one_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let before = store.writer_stats();
+    let (release, held) = hold_writer(&store).await;
+    let names: Vec<String> = (0..50).map(|i| format!("u{i}@example.com")).collect();
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let adds = spawn_adds(&store, &refs);
+    wait_queued(&store, 50).await;
+    release.send(()).unwrap();
+    held.await.unwrap();
+    for a in adds {
+        a.await.unwrap().unwrap();
+    }
+    let after = store.writer_stats();
+    assert_eq!(after.writes - before.writes, 50);
+    assert_eq!(
+        after.batches - before.batches,
+        1,
+        "50 queued writes, one transaction"
+    );
+    assert_eq!(store.count_users().await.unwrap(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_does_not_disturb_its_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store
+        .add_user(NewUser::new(addr("dup@x.org")))
+        .await
+        .unwrap();
+    let (release, held) = hold_writer(&store).await;
+    let adds = spawn_adds(&store, &["a@x.org", "dup@x.org", "b@x.org"]);
+    wait_queued(&store, 3).await;
+    let batches = store.writer_stats().batches;
+    release.send(()).unwrap();
+    held.await.unwrap();
+    let results: Vec<_> = futures_join(adds).await;
+    assert!(results[0].is_ok());
+    assert_eq!(
+        results[1].as_ref().unwrap_err(),
+        &StoreError::conflict(Entity::User, "dup@x.org")
+    );
+    assert!(results[2].is_ok());
+    assert_eq!(store.writer_stats().batches, batches + 1);
+    assert_eq!(store.count_users().await.unwrap(), 3);
+}
+
+async fn futures_join<T>(handles: Vec<tokio::task::JoinHandle<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(handles.len());
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+/// The commit hook turns the COMMIT into a ROLLBACK, exactly as a failing commit would:
+/// every caller of the batch must hear `Unavailable`, nothing of it may be on disk, and the
+/// store must keep working afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_failure_reports_no_success_for_unsaved_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    store
+        .add_user(NewUser::new(addr("kept@x.org")))
+        .await
+        .unwrap();
+
+    // A single write.
+    store.fail_next_commits(1);
+    let err = store
+        .add_user(NewUser::new(addr("lost@x.org")))
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(store.get_user(&addr("lost@x.org")).await.unwrap(), None);
+
+    // A batch of ten, one of which fails on its own (conflict).
+    let (release, held) = hold_writer(&store).await;
+    let mut names: Vec<String> = (0..9).map(|i| format!("batch{i}@x.org")).collect();
+    names.push("kept@x.org".into());
+    let refs: Vec<&str> = names.iter().map(String::as_str).collect();
+    let adds = spawn_adds(&store, &refs);
+    wait_queued(&store, 10).await;
+    store.fail_next_commits(1);
+    release.send(()).unwrap();
+    held.await.unwrap();
+    for (name, r) in names.iter().zip(futures_join(adds).await) {
+        let e = r.expect_err(name);
+        assert!(e.is_unavailable(), "{name}: {e:?}");
+    }
+    let stats = store.writer_stats();
+    assert_eq!(stats.failed_batches, 2);
+
+    // Nothing of the failed batches is visible, now or after reopening the file.
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    store.close().await;
+    let store = SqliteStore::open(StoreConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap();
+    assert_eq!(store.count_users().await.unwrap(), 1);
+    assert!(store.get_user(&addr("kept@x.org")).await.unwrap().is_some());
+    for n in &names[..9] {
+        assert_eq!(store.get_user(&addr(n)).await.unwrap(), None, "{n}");
+    }
+
+    // The failure was transient: the same writes succeed now.
+    let users: Arc<dyn UserStore> = Arc::new(store.clone());
+    users
+        .add_user(NewUser::new(addr("lost@x.org")))
+        .await
+        .unwrap();
+    assert_eq!(users.count_users().await.unwrap(), 2);
+}

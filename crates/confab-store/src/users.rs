@@ -1,0 +1,434 @@
+//! [`UserStore`] on SQLite.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use confab_core::{
+    Address, Change, Cursor, DisplayName, Entity, Ha1Set, ImportOutcome, ImportRow, NewUser, Page,
+    PageRequest, PhoneNumber, Role, StoreError, Timestamp, User, UserChanges, UserStore,
+};
+use confab_digest::{Hash, HashKind};
+use sqlx::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::error::{is_constraint, unavailable, unique_violation};
+
+macro_rules! user_columns {
+    () => {
+        "username, domain, display_name, phone, role, ha1_md5, ha1_sha256, ha1_sha512_256, \
+         created_at, updated_at"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    username: String,
+    domain: String,
+    display_name: Option<String>,
+    phone: Option<String>,
+    role: String,
+    ha1_md5: Option<Vec<u8>>,
+    ha1_sha256: Option<Vec<u8>>,
+    ha1_sha512_256: Option<Vec<u8>>,
+    created_at: i64,
+    updated_at: i64,
+}
+
+fn corrupt(field: &'static str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid {
+        field,
+        message: format!("stored value is corrupt: {message}"),
+    }
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = StoreError;
+    fn try_from(r: UserRow) -> Result<User, StoreError> {
+        let address = Address::new(&r.username, &r.domain).map_err(|e| corrupt("address", e))?;
+        let display_name = r
+            .display_name
+            .map(|d| DisplayName::parse(&d).map_err(|e| corrupt("display_name", e)))
+            .transpose()?;
+        let phone = r
+            .phone
+            .map(|p| PhoneNumber::parse(&p).map_err(|e| corrupt("phone", e)))
+            .transpose()?;
+        let role = r.role.parse::<Role>().map_err(|e| corrupt("role", e))?;
+        let credentials = match (r.ha1_md5, r.ha1_sha256, r.ha1_sha512_256) {
+            (None, None, None) => None,
+            (Some(a), Some(b), Some(c)) => {
+                let h = |k, v: &[u8]| {
+                    Hash::from_bytes(k, v).ok_or_else(|| corrupt("ha1", "bad length"))
+                };
+                Some(
+                    Ha1Set::from_parts(
+                        h(HashKind::Md5, &a)?,
+                        h(HashKind::Sha256, &b)?,
+                        h(HashKind::Sha512_256, &c)?,
+                    )
+                    .ok_or_else(|| corrupt("ha1", "wrong kinds"))?,
+                )
+            }
+            _ => return Err(corrupt("ha1", "only some HA1 values present")),
+        };
+        Ok(User {
+            address,
+            display_name,
+            phone,
+            role,
+            credentials,
+            created_at: Timestamp(r.created_at),
+            updated_at: Timestamp(r.updated_at),
+        })
+    }
+}
+
+pub(crate) fn now() -> Timestamp {
+    Timestamp::from_system(SystemTime::now())
+}
+
+/// The three HA1 blobs (or three NULLs).
+fn ha1_blobs(c: Option<&Ha1Set>) -> [Option<&[u8]>; 3] {
+    match c {
+        None => [None, None, None],
+        Some(s) => HashKind::ALL.map(|k| Some(s.get(k).as_bytes())),
+    }
+}
+
+/// Maps a failed write on `users`: uniqueness → Conflict naming the address or phone.
+fn write_error(e: sqlx::Error, address: &Address, phone: Option<&PhoneNumber>) -> StoreError {
+    match unique_violation(&e) {
+        Some(cols) if cols.contains("users.phone") => StoreError::conflict(
+            Entity::PhoneNumber,
+            phone.map_or("(unknown)", PhoneNumber::as_str),
+        ),
+        Some(_) => StoreError::conflict(Entity::User, address),
+        None => unavailable(e),
+    }
+}
+
+async fn fetch_user(
+    conn: &mut SqliteConnection,
+    address: &Address,
+) -> Result<Option<User>, StoreError> {
+    sqlx::query_as::<_, UserRow>(concat!(
+        "SELECT ",
+        user_columns!(),
+        " FROM users WHERE domain = ? AND username = ?"
+    ))
+    .bind(address.domain())
+    .bind(address.user())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    .map(User::try_from)
+    .transpose()
+}
+
+async fn insert_user(
+    conn: &mut SqliteConnection,
+    u: &NewUser,
+    at: Timestamp,
+) -> Result<(), sqlx::Error> {
+    let [md5, sha256, sha512] = ha1_blobs(u.credentials.as_ref());
+    sqlx::query(
+        "INSERT INTO users (username, domain, display_name, phone, role, ha1_md5, ha1_sha256, \
+         ha1_sha512_256, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(u.address.user())
+    .bind(u.address.domain())
+    .bind(u.display_name.as_ref().map(DisplayName::as_str))
+    .bind(u.phone.as_ref().map(PhoneNumber::as_str))
+    .bind(u.role.as_str())
+    .bind(md5)
+    .bind(sha256)
+    .bind(sha512)
+    .bind(at.as_millis())
+    .bind(at.as_millis())
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+}
+
+async fn add(conn: &mut SqliteConnection, u: NewUser) -> Result<User, StoreError> {
+    let at = now();
+    insert_user(conn, &u, at)
+        .await
+        .map_err(|e| write_error(e, &u.address, u.phone.as_ref()))?;
+    Ok(User {
+        address: u.address,
+        display_name: u.display_name,
+        phone: u.phone,
+        role: u.role,
+        credentials: u.credentials,
+        created_at: at,
+        updated_at: at,
+    })
+}
+
+async fn modify(
+    conn: &mut SqliteConnection,
+    address: Address,
+    changes: UserChanges,
+) -> Result<User, StoreError> {
+    let Some(mut user) = fetch_user(conn, &address).await? else {
+        return Err(StoreError::not_found(Entity::User, &address));
+    };
+    match changes.display_name {
+        Change::Keep => {}
+        Change::Set(d) => user.display_name = Some(d),
+        Change::Clear => user.display_name = None,
+    }
+    match changes.phone {
+        Change::Keep => {}
+        Change::Set(p) => user.phone = Some(p),
+        Change::Clear => user.phone = None,
+    }
+    if let Some(role) = changes.role {
+        user.role = role;
+    }
+    user.updated_at = now();
+    sqlx::query(
+        "UPDATE users SET display_name = ?, phone = ?, role = ?, updated_at = ? \
+         WHERE domain = ? AND username = ?",
+    )
+    .bind(user.display_name.as_ref().map(DisplayName::as_str))
+    .bind(user.phone.as_ref().map(PhoneNumber::as_str))
+    .bind(user.role.as_str())
+    .bind(user.updated_at.as_millis())
+    .bind(address.domain())
+    .bind(address.user())
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| write_error(e, &address, user.phone.as_ref()))?;
+    Ok(user)
+}
+
+async fn set_password(
+    conn: &mut SqliteConnection,
+    address: Address,
+    c: Ha1Set,
+) -> Result<(), StoreError> {
+    let [md5, sha256, sha512] = ha1_blobs(Some(&c));
+    let done = sqlx::query(
+        "UPDATE users SET ha1_md5 = ?, ha1_sha256 = ?, ha1_sha512_256 = ?, updated_at = ? \
+         WHERE domain = ? AND username = ?",
+    )
+    .bind(md5)
+    .bind(sha256)
+    .bind(sha512)
+    .bind(now().as_millis())
+    .bind(address.domain())
+    .bind(address.user())
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found(Entity::User, &address));
+    }
+    Ok(())
+}
+
+async fn remove(conn: &mut SqliteConnection, address: Address) -> Result<(), StoreError> {
+    let done = sqlx::query("DELETE FROM users WHERE domain = ? AND username = ?")
+        .bind(address.domain())
+        .bind(address.user())
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::not_found(Entity::User, &address));
+    }
+    Ok(())
+}
+
+/// One import row: insert, or update the fields given. `Ok(Err(_))` is a per-row failure
+/// (SQLite rolled back that statement only); `Err(_)` aborts the import.
+async fn import_row(
+    conn: &mut SqliteConnection,
+    row: &ImportRow,
+    at: Timestamp,
+) -> Result<Result<ImportOutcome, StoreError>, StoreError> {
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE domain = ? AND username = ?")
+            .bind(row.address.domain())
+            .bind(row.address.user())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    let result = match exists {
+        None => {
+            let new = NewUser {
+                address: row.address.clone(),
+                display_name: row.display_name.clone(),
+                phone: row.phone.clone(),
+                role: Role::User,
+                credentials: row.credentials,
+            };
+            insert_user(conn, &new, at)
+                .await
+                .map(|()| ImportOutcome::Added)
+        }
+        Some(id) => {
+            let [md5, sha256, sha512] = ha1_blobs(row.credentials.as_ref());
+            sqlx::query(
+                "UPDATE users SET display_name = coalesce(?, display_name), \
+                 phone = coalesce(?, phone), ha1_md5 = coalesce(?, ha1_md5), \
+                 ha1_sha256 = coalesce(?, ha1_sha256), \
+                 ha1_sha512_256 = coalesce(?, ha1_sha512_256), updated_at = ? WHERE id = ?",
+            )
+            .bind(row.display_name.as_ref().map(DisplayName::as_str))
+            .bind(row.phone.as_ref().map(PhoneNumber::as_str))
+            .bind(md5)
+            .bind(sha256)
+            .bind(sha512)
+            .bind(at.as_millis())
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map(|_| ImportOutcome::Updated)
+        }
+    };
+    match result {
+        Ok(outcome) => Ok(Ok(outcome)),
+        Err(e) if is_constraint(&e) => Ok(Err(write_error(e, &row.address, row.phone.as_ref()))),
+        Err(e) => Err(unavailable(e)),
+    }
+}
+
+async fn import(
+    conn: &mut SqliteConnection,
+    rows: Vec<ImportRow>,
+) -> Result<Vec<Result<ImportOutcome, StoreError>>, StoreError> {
+    let at = now();
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        out.push(import_row(conn, row, at).await?);
+    }
+    Ok(out)
+}
+
+fn parse_cursor(c: &Cursor) -> Result<Address, StoreError> {
+    Address::parse(&c.0).map_err(|e| StoreError::Invalid {
+        field: "cursor",
+        message: format!("not a cursor from a previous page: {e}"),
+    })
+}
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    async fn add_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(add(conn, user)))
+            .await
+    }
+
+    async fn modify_user(
+        &self,
+        address: &Address,
+        changes: UserChanges,
+    ) -> Result<User, StoreError> {
+        let address = address.clone();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(modify(conn, address, changes)))
+            .await
+    }
+
+    async fn set_password(&self, address: &Address, credentials: Ha1Set) -> Result<(), StoreError> {
+        let address = address.clone();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(set_password(conn, address, credentials)))
+            .await
+    }
+
+    async fn remove_user(&self, address: &Address) -> Result<(), StoreError> {
+        let address = address.clone();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(remove(conn, address)))
+            .await
+    }
+
+    async fn get_user(&self, address: &Address) -> Result<Option<User>, StoreError> {
+        let mut conn = self.inner.read.acquire().await.map_err(unavailable)?;
+        fetch_user(&mut conn, address).await
+    }
+
+    async fn find_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
+        sqlx::query_as::<_, UserRow>(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE phone = ?"
+        ))
+        .bind(phone.as_str())
+        .fetch_optional(&self.inner.read)
+        .await
+        .map_err(unavailable)?
+        .map(User::try_from)
+        .transpose()
+    }
+
+    async fn list_users(&self, page: PageRequest) -> Result<Page<User>, StoreError> {
+        let limit = page.clamped_limit();
+        let fetch = i64::from(limit) + 1;
+        let rows = match &page.after {
+            None => {
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users ORDER BY domain, username LIMIT ?"
+                ))
+                .bind(fetch)
+                .fetch_all(&self.inner.read)
+                .await
+            }
+            Some(cursor) => {
+                let after = parse_cursor(cursor)?;
+                sqlx::query_as::<_, UserRow>(concat!(
+                    "SELECT ",
+                    user_columns!(),
+                    " FROM users WHERE (domain, username) > (?, ?) \
+                     ORDER BY domain, username LIMIT ?"
+                ))
+                .bind(after.domain().to_owned())
+                .bind(after.user().to_owned())
+                .bind(fetch)
+                .fetch_all(&self.inner.read)
+                .await
+            }
+        }
+        .map_err(unavailable)?;
+        let mut items = rows
+            .into_iter()
+            .map(User::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next = if items.len() > limit as usize {
+            items.truncate(limit as usize);
+            items.last().map(|u| Cursor(u.address.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+            .fetch_one(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn import_users(
+        &self,
+        rows: Vec<ImportRow>,
+    ) -> Result<Vec<Result<ImportOutcome, StoreError>>, StoreError> {
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(import(conn, rows)))
+            .await
+    }
+}

@@ -1,0 +1,283 @@
+//! The group-commit writer: one task owns the only writing connection and commits queued
+//! writes in batches.
+//!
+//! ```text
+//!  callers ──job──▶ [bounded queue] ──▶ writer task
+//!                                        BEGIN IMMEDIATE
+//!                                        for each job: SAVEPOINT; run; RELEASE (or ROLLBACK TO)
+//!                                        COMMIT            ◀── one fsync for the whole batch
+//!  callers ◀──result── only after COMMIT returned Ok (else every job gets Unavailable)
+//! ```
+//!
+//! Batching is natural: while one batch commits, new jobs queue up, and the next batch takes
+//! everything queued (up to `max_batch`). No timer delays a lone write. Each job runs inside
+//! its own savepoint, so a job that fails (a conflict, a missing user) leaves no trace and
+//! does not disturb the others. A job's result is held back until the commit holding it
+//! succeeded; if the commit fails, or SQLite aborts the transaction, every job of the batch
+//! is answered `Unavailable` and nothing of it is reported saved.
+//!
+//! Exclusive jobs (restore) run alone, outside any batch transaction.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use confab_core::StoreError;
+use sqlx::{Connection as _, SqliteConnection};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::{closed, unavailable};
+
+fn not_committed() -> StoreError {
+    StoreError::unavailable("write not committed: its batch was aborted or the store closed")
+}
+
+/// A boxed future borrowing the connection.
+pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
+
+/// What a write job hands back: whether it succeeded (else its savepoint is rolled back),
+/// and how to answer its caller once the commit outcome is known.
+pub(crate) struct Done {
+    ok: bool,
+    complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+}
+
+type WriteFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, Done> + Send>;
+type ExclusiveFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, ()> + Send>;
+
+pub(crate) enum Job {
+    Write(WriteFn),
+    Exclusive(ExclusiveFn),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// Counters for metrics and tests.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) batches: AtomicU64,
+    pub(crate) writes: AtomicU64,
+    pub(crate) failed_batches: AtomicU64,
+}
+
+/// Figures of the group-commit writer since the store was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterStats {
+    /// Transactions committed (or attempted).
+    pub batches: u64,
+    /// Write operations executed.
+    pub writes: u64,
+    /// Batches whose commit failed (all their callers got `Unavailable`).
+    pub failed_batches: u64,
+}
+
+/// The sending side, held by the store.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    tx: mpsc::Sender<Job>,
+    pub(crate) counters: Arc<Counters>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::Write(_) => "Job::Write",
+            Job::Exclusive(_) => "Job::Exclusive",
+            Job::Shutdown(_) => "Job::Shutdown",
+        })
+    }
+}
+
+impl Writer {
+    /// Starts the writer task on `conn`.
+    pub(crate) fn spawn(conn: SqliteConnection, max_batch: usize, queue_depth: usize) -> Writer {
+        let (tx, rx) = mpsc::channel(queue_depth);
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(run(conn, rx, max_batch, counters.clone()));
+        Writer { tx, counters }
+    }
+
+    /// Runs `f` inside the next batch transaction and returns its result once that
+    /// transaction committed. `Err` from `f` rolls back `f`'s own changes only.
+    pub(crate) async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteFn = Box::new(move |conn| {
+            Box::pin(async move {
+                let result = f(conn).await;
+                Done {
+                    ok: result.is_ok(),
+                    complete: Box::new(move |commit: Result<(), StoreError>| {
+                        let _ = tx.send(commit.and(result));
+                    }),
+                }
+            })
+        });
+        self.tx.send(Job::Write(job)).await.map_err(|_| closed())?;
+        rx.await.map_err(|_| not_committed())?
+    }
+
+    /// Runs `f` alone on the writing connection, outside any transaction (after the
+    /// batch before it committed). `f` manages its own transaction.
+    pub(crate) async fn exclusive<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let (tx, rx) = oneshot::channel();
+        let job: ExclusiveFn = Box::new(move |conn| {
+            Box::pin(async move {
+                let _ = tx.send(f(conn).await);
+            })
+        });
+        self.tx
+            .send(Job::Exclusive(job))
+            .await
+            .map_err(|_| closed())?;
+        rx.await.map_err(|_| closed())?
+    }
+
+    /// Finishes queued work, closes the connection and stops the task.
+    pub(crate) async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Job::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Jobs waiting in the queue.
+    #[cfg(test)]
+    pub(crate) fn queued(&self) -> usize {
+        self.tx.max_capacity() - self.tx.capacity()
+    }
+
+    pub(crate) fn stats(&self) -> WriterStats {
+        WriterStats {
+            batches: self.counters.batches.load(Ordering::Relaxed),
+            writes: self.counters.writes.load(Ordering::Relaxed),
+            failed_batches: self.counters.failed_batches.load(Ordering::Relaxed),
+        }
+    }
+}
+
+async fn run(
+    mut conn: SqliteConnection,
+    mut rx: mpsc::Receiver<Job>,
+    max_batch: usize,
+    counters: Arc<Counters>,
+) {
+    let mut queue: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut writes: Vec<WriteFn> = Vec::with_capacity(max_batch);
+    loop {
+        if rx.recv_many(&mut queue, max_batch).await == 0 {
+            break; // every sender dropped
+        }
+        for job in queue.drain(..) {
+            match job {
+                Job::Write(w) => writes.push(w),
+                Job::Exclusive(f) => {
+                    // Keep order: what was queued before it commits first.
+                    commit_batch(&mut conn, &mut writes, &counters).await;
+                    f(&mut conn).await;
+                }
+                Job::Shutdown(done) => {
+                    commit_batch(&mut conn, &mut writes, &counters).await;
+                    // Later jobs in this drain and in the queue are dropped: their callers
+                    // see "store is closed".
+                    rx.close();
+                    let _ = conn.close().await;
+                    let _ = done.send(());
+                    return;
+                }
+            }
+        }
+        commit_batch(&mut conn, &mut writes, &counters).await;
+    }
+    let _ = conn.close().await;
+}
+
+/// Runs `writes` in one transaction and answers every caller after the commit.
+async fn commit_batch(conn: &mut SqliteConnection, writes: &mut Vec<WriteFn>, counters: &Counters) {
+    if writes.is_empty() {
+        return;
+    }
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .writes
+        .fetch_add(writes.len() as u64, Ordering::Relaxed);
+    let mut pending: Vec<Box<dyn FnOnce(Result<(), StoreError>) + Send>> =
+        Vec::with_capacity(writes.len());
+    if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
+        fail_all(writes.drain(..), Vec::new(), unavailable(e), counters);
+        return;
+    }
+    let mut jobs = writes.drain(..);
+    for job in jobs.by_ref() {
+        if let Err(e) = exec(conn, "SAVEPOINT job").await {
+            rollback(conn).await;
+            fail_all(jobs, pending, unavailable(e), counters);
+            return;
+        }
+        let done = job(conn).await;
+        pending.push(done.complete);
+        let end = if done.ok {
+            exec(conn, "RELEASE job").await
+        } else {
+            match exec(conn, "ROLLBACK TO job").await {
+                Ok(()) => exec(conn, "RELEASE job").await,
+                Err(e) => Err(e),
+            }
+        };
+        if let Err(e) = end {
+            // SQLite aborted the transaction (I/O error, disk full): nothing of this batch
+            // is saved.
+            rollback(conn).await;
+            fail_all(jobs, pending, unavailable(e), counters);
+            return;
+        }
+    }
+    drop(jobs);
+    match exec(conn, "COMMIT").await {
+        Ok(()) => {
+            for complete in pending {
+                complete(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "commit failed; the whole batch is reported unavailable");
+            rollback(conn).await;
+            fail_all(std::iter::empty(), pending, unavailable(e), counters);
+        }
+    }
+}
+
+fn fail_all(
+    not_run: impl Iterator<Item = WriteFn>,
+    pending: Vec<Box<dyn FnOnce(Result<(), StoreError>) + Send>>,
+    err: StoreError,
+    counters: &Counters,
+) {
+    counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+    for complete in pending {
+        complete(Err(err.clone()));
+    }
+    // Jobs that never ran are dropped with their reply channels; their callers get
+    // `not_committed()`.
+    not_run.for_each(drop);
+}
+
+async fn rollback(conn: &mut SqliteConnection) {
+    // Fails harmlessly when SQLite already rolled the transaction back.
+    let _ = exec(conn, "ROLLBACK").await;
+}
+
+async fn exec(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), sqlx::Error> {
+    sqlx::query(sql).execute(&mut *conn).await.map(|_| ())
+}
