@@ -1,0 +1,824 @@
+//! The configuration file: node-local settings in TOML.
+//!
+//! One table per owning part of the server, snake_case keys, durations with their unit in
+//! the key (`nonce_lifetime_s`), listeners as SPEC strings (see [`crate::listen`]), relative
+//! paths resolved against the folder of the configuration file. Every struct denies unknown
+//! keys, so a typo is an error that names the file, the line and the dotted key.
+//!
+//! **Node-local settings live here; organisation policy lives in the database** (users,
+//! tokens today; dial plans, routes, filters, voice and conference policies as their issues
+//! land), changed through the CLI or the admin API and validated on write, so the front ends
+//! of a pool never drift.
+//!
+//! Tables present today: top level (`node_id`, `domains`), `[transport]`, `[tls]`,
+//! `[store]`, `[http.admin]`, `[http.user]`, `[log]`. Tables of roles that are not built yet
+//! (`[registrar]`, `[auth]`, `[proxy]`, `[turn]`, ...) are not accepted yet: they arrive
+//! with their roles, and until then writing one is an "unknown key" error rather than a
+//! setting silently ignored.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+pub use confab_store::{StoreConfig, Synchronous};
+
+use crate::listen::{ListenSpec, default_listeners};
+
+/// The default configuration file path (relative to the working directory).
+pub const DEFAULT_CONFIG_PATH: &str = "confab-data/confab.toml";
+
+/// The whole configuration file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This node's name, unique within a pool; appears in logs and metrics.
+    pub node_id: String,
+    /// The SIP domains this server is authoritative for. The digest realm of a user is their
+    /// domain. The first one is the default domain.
+    pub domains: Vec<String>,
+    /// `[transport]`: SIP listeners.
+    pub transport: TransportConfig,
+    /// `[tls]`: the server certificate for TLS, WSS and the user HTTPS API.
+    pub tls: TlsConfig,
+    /// `[store]`: the database (owned by `confab-store`).
+    pub store: StoreConfig,
+    /// `[http.admin]` and `[http.user]`.
+    pub http: HttpConfig,
+    /// `[log]`: logging.
+    pub log: LogConfig,
+}
+
+/// `[transport]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransportConfig {
+    /// SIP listeners as SPEC strings.
+    pub listen: Vec<ListenSpec>,
+}
+
+/// `[tls]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain (server certificate first).
+    pub cert_file: PathBuf,
+    /// PEM private key of the server certificate (file mode 0600).
+    pub key_file: PathBuf,
+}
+
+/// `[http]`: the two HTTP listeners.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// `[http.admin]`.
+    pub admin: AdminHttpConfig,
+    /// `[http.user]`.
+    pub user: UserHttpConfig,
+}
+
+/// `[http.admin]`: the administration listener (plain HTTP, bearer token).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminHttpConfig {
+    /// Whether the listener runs.
+    pub enabled: bool,
+    /// Address and port (plain HTTP: keep it on loopback or a management network).
+    pub listen: SocketAddr,
+}
+
+/// `[http.user]`: the users' own HTTPS API, authenticated with HTTP Digest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UserHttpConfig {
+    /// Whether the listener runs.
+    pub enabled: bool,
+    /// Address and port (HTTPS with the `[tls]` certificate).
+    pub listen: SocketAddr,
+    /// How long a digest nonce stays valid, in seconds.
+    pub nonce_lifetime_s: u32,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// Level filter (`error`, `warn`, `info`, `debug`, `trace`, or per-target directives
+    /// like `info,confab=debug`). The environment variable `CONFAB_LOG` overrides it.
+    pub level: String,
+    /// Output format (`--log-format` overrides it).
+    pub format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            node_id: "node-1".into(),
+            domains: vec!["localhost".into()],
+            transport: TransportConfig::default(),
+            tls: TlsConfig::default(),
+            store: StoreConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for TransportConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listeners(),
+        }
+    }
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        Self {
+            cert_file: "tls/server.crt".into(),
+            key_file: "tls/server.key".into(),
+        }
+    }
+}
+
+impl Default for AdminHttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+        }
+    }
+}
+
+impl Default for UserHttpConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 9443)),
+            nonce_lifetime_s: 300,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// One problem in a configuration file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The dotted key (`http.admin.listen`, `transport.listen[2]`), empty for the whole file.
+    pub key: String,
+    /// 1-based line in the file, when known.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub message: String,
+}
+
+/// A configuration file that cannot be used: names the file and, for each problem, the key,
+/// the line and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    /// The configuration file.
+    pub file: PathBuf,
+    /// At least one problem.
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}", self.file.display())?;
+            if let Some(line) = p.line {
+                write!(f, ":{line}")?;
+            }
+            if !p.key.is_empty() {
+                write!(f, ": {}", p.key)?;
+            }
+            write!(f, ": {}", p.message)?;
+        }
+        Ok(())
+    }
+}
+
+impl ConfigError {
+    fn whole_file(file: &Path, message: String) -> Self {
+        Self {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                key: String::new(),
+                line: None,
+                message,
+            }],
+        }
+    }
+}
+
+/// 1-based line of byte offset `at` in `text`.
+fn line_of(text: &str, at: usize) -> usize {
+    text.as_bytes()[..at.min(text.len())]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+/// The line where the value (or table) at the dotted `key` is written, if it is.
+fn locate(text: &str, key: &str) -> Option<usize> {
+    let root = toml::de::DeTable::parse(text).ok()?;
+    let mut span = root.span();
+    let mut table = root.get_ref();
+    let mut value: Option<&toml::de::DeValue<'_>> = None;
+    for part in key.split('.') {
+        let (name, index) = match part.split_once('[') {
+            Some((n, rest)) => (n, rest.trim_end_matches(']').parse::<usize>().ok()),
+            None => (part, None),
+        };
+        let t = match value {
+            None => table,
+            Some(v) => v.as_table()?,
+        };
+        let v = t.get(name)?;
+        span = v.span();
+        value = Some(v.get_ref());
+        if let Some(i) = index {
+            let el = value?.get(i)?;
+            span = el.span();
+            value = Some(el.get_ref());
+        }
+        table = t;
+    }
+    Some(line_of(text, span.start))
+}
+
+impl Config {
+    /// Reads, parses, resolves and validates the configuration file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let hint = if e.kind() == std::io::ErrorKind::NotFound {
+                " (create one with `confab init`)"
+            } else {
+                ""
+            };
+            ConfigError::whole_file(path, format!("cannot read the file: {e}{hint}"))
+        })?;
+        let mut config = Self::parse(path, &text)?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(base);
+        config.validate(path, &text)?;
+        Ok(config)
+    }
+
+    /// Parses `text` (the contents of `file`) without resolving paths or validating.
+    pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| ConfigError {
+            file: file.to_path_buf(),
+            problems: vec![Problem {
+                key: String::new(),
+                line: e.span().map(|s| line_of(text, s.start)),
+                message: format!("TOML syntax error: {}", e.message().trim_end()),
+            }],
+        })?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.into_inner();
+            let message = inner.message().trim_end().to_string();
+            // For an unknown key the path names the table; add the key itself.
+            let key = match message
+                .strip_prefix("unknown field `")
+                .and_then(|m| m.split_once('`'))
+            {
+                Some((field, _)) if path == "." => field.to_string(),
+                Some((field, _)) if !path.ends_with(field) => format!("{path}.{field}"),
+                _ if path == "." => String::new(),
+                _ => path,
+            };
+            let line = inner
+                .span()
+                .map(|s| line_of(text, s.start))
+                .or_else(|| locate(text, &key));
+            ConfigError {
+                file: file.to_path_buf(),
+                problems: vec![Problem { key, line, message }],
+            }
+        })
+    }
+
+    /// Makes every relative path absolute against `base` (the configuration file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        for p in [
+            &mut self.tls.cert_file,
+            &mut self.tls.key_file,
+            &mut self.store.path,
+        ] {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        }
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense together.
+    /// `text` is the file contents, used to report line numbers.
+    pub fn validate(&self, file: &Path, text: &str) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut problem = |key: String, message: String| {
+            let line = locate(text, &key);
+            problems.push(Problem { key, line, message });
+        };
+
+        if self.node_id.is_empty()
+            || !self
+                .node_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            problem(
+                "node_id".into(),
+                format!(
+                    "`{}` is not a node name: use letters, digits, `-`, `_` and `.`",
+                    self.node_id
+                ),
+            );
+        }
+        if self.domains.is_empty() {
+            problem(
+                "domains".into(),
+                "at least one domain is needed (it is the digest realm of its users)".into(),
+            );
+        }
+        let mut seen_domains = HashSet::new();
+        for (i, d) in self.domains.iter().enumerate() {
+            if let Err(why) = check_domain(d) {
+                problem(format!("domains[{i}]"), format!("`{d}` {why}"));
+            } else if !seen_domains.insert(d.to_ascii_lowercase()) {
+                problem(format!("domains[{i}]"), format!("`{d}` is listed twice"));
+            }
+        }
+
+        let mut seen = HashSet::new();
+        let mut bound: Vec<(&'static str, SocketAddr, String)> = Vec::new();
+        for (i, l) in self.transport.listen.iter().enumerate() {
+            if !seen.insert(*l) {
+                problem(
+                    format!("transport.listen[{i}]"),
+                    format!("`{l}` is listed twice"),
+                );
+                continue;
+            }
+            let proto = match l.transport {
+                crate::listen::Transport::Udp => "udp",
+                _ => "tcp",
+            };
+            bound.push((proto, l.addr, format!("transport.listen[{i}]")));
+        }
+        if self.http.admin.enabled {
+            bound.push(("tcp", self.http.admin.listen, "http.admin.listen".into()));
+        }
+        if self.http.user.enabled {
+            bound.push(("tcp", self.http.user.listen, "http.user.listen".into()));
+        }
+        // Two TCP-based listeners on one port would fail at bind time; say so now.
+        for (i, (proto, addr, key)) in bound.iter().enumerate() {
+            if addr.port() == 0 {
+                continue;
+            }
+            if let Some((_, _, other)) = bound[..i].iter().find(|(p, a, _)| p == proto && a == addr)
+            {
+                if other != key {
+                    problem(
+                        key.clone(),
+                        format!("{addr} is already used by `{other}` ({proto})"),
+                    );
+                }
+            }
+        }
+
+        if self.http.user.nonce_lifetime_s == 0 {
+            problem(
+                "http.user.nonce_lifetime_s".into(),
+                "must be at least 1 second".into(),
+            );
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+            problem(
+                "log.level".into(),
+                format!("`{}` is not a level filter: {e}", self.log.level),
+            );
+        }
+
+        let needs_cert = self.http.user.enabled
+            || self
+                .transport
+                .listen
+                .iter()
+                .any(|l| l.transport.needs_certificate());
+        if needs_cert {
+            for (key, p) in [
+                ("tls.cert_file", &self.tls.cert_file),
+                ("tls.key_file", &self.tls.key_file),
+            ] {
+                if let Err(e) = std::fs::metadata(p) {
+                    problem(key.into(), format!("cannot read `{}`: {e}", p.display()));
+                }
+            }
+        }
+        if let Err(message) = self.store.validate() {
+            // confab-store prefixes its messages with the dotted key.
+            match message.split_once(": ") {
+                Some((key, m)) if key.starts_with("store.") => problem(key.into(), m.into()),
+                _ => problem("store".into(), message),
+            }
+        }
+        match self.store.path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() && !dir.is_dir() => problem(
+                "store.path".into(),
+                format!("the folder `{}` does not exist", dir.display()),
+            ),
+            _ => {}
+        }
+
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                file: file.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// The default domain (the first of `domains`).
+    pub fn default_domain(&self) -> &str {
+        self.domains
+            .first()
+            .map(String::as_str)
+            .unwrap_or("localhost")
+    }
+}
+
+/// Checks that `d` is a DNS name (RFC 1123 labels) or an IP address literal.
+pub fn check_domain(d: &str) -> Result<(), &'static str> {
+    if d.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    if d.is_empty() || d.len() > 253 {
+        return Err("is not a domain name (1 to 253 characters)");
+    }
+    for label in d.split('.') {
+        if label.is_empty() || label.len() > 63 {
+            return Err("is not a domain name (empty or over-long label)");
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            || label.starts_with('-')
+            || label.ends_with('-')
+        {
+            return Err("is not a domain name (labels are letters, digits and inner `-`)");
+        }
+    }
+    Ok(())
+}
+
+/// What `confab init` puts in a new configuration file.
+#[derive(Debug, Clone)]
+pub struct InitSettings {
+    /// `domains = [domain]`.
+    pub domain: String,
+    /// `transport.listen`.
+    pub listen: Vec<ListenSpec>,
+}
+
+fn toml_str(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
+}
+
+/// Renders a complete configuration file: every key with its value and a one-line comment.
+/// Parsing the result gives [`Config::default`] with the domain and listeners of `init`.
+pub fn render(init: &InitSettings) -> String {
+    let d = Config::default();
+    let listen: Vec<String> = init
+        .listen
+        .iter()
+        .map(|l| format!("  {},\n", toml_str(&l.to_string())))
+        .collect();
+    let path = |p: &Path| toml_str(&p.to_string_lossy());
+    format!(
+        r#"# Confab configuration: node-local settings only. Organisation policy (users, tokens,
+# and later routes, dial plans, filters) lives in the database and is changed with the CLI
+# or the admin API. Relative paths are resolved against this file's folder. Unknown keys
+# are errors. Tables of roles not built yet ([registrar], [auth], [proxy], [turn]) arrive
+# with those roles.
+
+# This node's name, unique within a pool; appears in logs and metrics.
+node_id = {node_id}
+# SIP domains served; the digest realm of a user is their domain; the first is the default.
+domains = [{domain}]
+
+[transport]
+# SIP listeners as TRANSPORT:ADDR:PORT (udp, tcp, tls, ws, wss; IPv6 as udp:[::1]:5060).
+listen = [
+{listen}]
+
+[tls]
+# PEM certificate chain for TLS, WSS and the user HTTPS API (server certificate first).
+cert_file = {cert_file}
+# PEM private key of that certificate (keep it mode 0600).
+key_file = {key_file}
+
+[store]
+# SQLite database file (WAL mode, mode 0600; created by `confab init`).
+path = {store_path}
+# Commit durability: "full" (survives power loss) or "normal" (survives kill -9; a power loss may lose the last commits).
+synchronous = {synchronous}
+# How long a write waits for a lock held by another process (e.g. `confab user add`), in milliseconds.
+busy_timeout_ms = {busy}
+# Read connections in the pool.
+read_connections = {read_conns}
+# Most writes committed together in one transaction (group commit).
+max_batch = {max_batch}
+# Writes that may wait for the writer before callers are slowed down.
+queue_depth = {queue_depth}
+
+[http.admin]
+# Run the admin listener (/metrics, /healthz, /readyz, /api/admin/v1; bearer token).
+enabled = {admin_enabled}
+# Admin listener address (plain HTTP: keep it on loopback or a management network).
+listen = {admin_listen}
+
+[http.user]
+# Run the users' HTTPS API (/api/user/v1; HTTP Digest with the SIP password).
+enabled = {user_enabled}
+# User API address (HTTPS with the [tls] certificate).
+listen = {user_listen}
+# How long a digest nonce stays valid, in seconds.
+nonce_lifetime_s = {nonce}
+
+[log]
+# Level filter: error, warn, info, debug, trace or directives like "info,confab=debug" (env CONFAB_LOG overrides).
+level = {level}
+# Output format: "text" or "json" (--log-format overrides).
+format = {format}
+"#,
+        node_id = toml_str(&d.node_id),
+        domain = toml_str(&init.domain),
+        listen = listen.concat(),
+        cert_file = path(&d.tls.cert_file),
+        key_file = path(&d.tls.key_file),
+        store_path = path(&d.store.path),
+        synchronous = toml_str(match d.store.synchronous {
+            Synchronous::Full => "full",
+            Synchronous::Normal => "normal",
+        }),
+        busy = d.store.busy_timeout_ms,
+        read_conns = d.store.read_connections,
+        max_batch = d.store.max_batch,
+        queue_depth = d.store.queue_depth,
+        admin_enabled = d.http.admin.enabled,
+        admin_listen = toml_str(&d.http.admin.listen.to_string()),
+        user_enabled = d.http.user.enabled,
+        user_listen = toml_str(&d.http.user.listen.to_string()),
+        nonce = d.http.user.nonce_lifetime_s,
+        level = toml_str(&d.log.level),
+        format = toml_str(match d.log.format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn init_defaults() -> InitSettings {
+        InitSettings {
+            domain: "localhost".into(),
+            listen: default_listeners(),
+        }
+    }
+
+    /// Every dotted key of a serialized value.
+    fn keys(prefix: &str, v: &toml::Value, out: &mut Vec<String>) {
+        if let toml::Value::Table(t) = v {
+            for (k, v) in t {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                if v.is_table() {
+                    keys(&key, v, out);
+                } else {
+                    out.push(key);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn rendered_file_parses_to_the_defaults() {
+        let text = render(&init_defaults());
+        let parsed = Config::parse(Path::new("confab.toml"), &text).unwrap();
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn rendered_file_has_every_key_with_a_comment() {
+        let text = render(&init_defaults());
+        let mut all = Vec::new();
+        keys(
+            "",
+            &toml::Value::try_from(Config::default()).unwrap(),
+            &mut all,
+        );
+        assert!(all.len() >= 12, "{all:?}");
+        let lines: Vec<&str> = text.lines().collect();
+        for key in &all {
+            let line = locate(&text, key).unwrap_or_else(|| panic!("{key} not in the file"));
+            // The line before the key (1-based `line` - 1, 0-based index line - 2) is a comment.
+            assert!(
+                lines[line - 2].starts_with("# "),
+                "{key} at line {line} has no comment above it"
+            );
+        }
+    }
+
+    #[test]
+    fn rendered_file_keeps_init_settings() {
+        let init = InitSettings {
+            domain: "example.com".into(),
+            listen: vec!["udp:[::1]:5070".parse().unwrap()],
+        };
+        let c = Config::parse(Path::new("c.toml"), &render(&init)).unwrap();
+        assert_eq!(c.domains, vec!["example.com".to_string()]);
+        assert_eq!(c.transport.listen, init.listen);
+    }
+
+    #[track_caller]
+    fn check_parse_error(text: &str, expected: &str) {
+        let e = Config::parse(Path::new("/etc/confab.toml"), text).unwrap_err();
+        assert_eq!(e.to_string(), expected);
+    }
+
+    #[test]
+    fn parse_errors_name_file_line_and_key() {
+        check_parse_error(
+            "[http.admin]\nlisten = \"127.0.0.1:9090\"\nlisen = \"x\"\n",
+            "/etc/confab.toml:3: http.admin.lisen: unknown field `lisen`, expected `enabled` or `listen`",
+        );
+        check_parse_error(
+            "[http.admin]\nlisten = \"nowhere\"\n",
+            "/etc/confab.toml:2: http.admin.listen: invalid socket address syntax",
+        );
+        check_parse_error(
+            "[transport]\nlisten = [\"udp:127.0.0.1:5060\", \"sctp:1.2.3.4:5\"]\n",
+            "/etc/confab.toml:2: transport.listen[1]: `sctp:1.2.3.4:5`: unknown transport `sctp`: expected one of udp, tcp, tls, ws, wss",
+        );
+        check_parse_error(
+            "nodeid = \"a\"\n",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`",
+        );
+        check_parse_error(
+            "[registrar]\nmin_expires_s = 60\n",
+            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`",
+        );
+        check_parse_error(
+            "[http.user]\nnonce_lifetime_s = -5\n",
+            "/etc/confab.toml:2: http.user.nonce_lifetime_s: invalid value: integer `-5`, expected u32",
+        );
+        check_parse_error(
+            "[log]\nformat = \"xml\"\n",
+            "/etc/confab.toml:2: log.format: unknown variant `xml`, expected `text` or `json`",
+        );
+        check_parse_error(
+            "domains = [\"a\"\n",
+            "/etc/confab.toml:1: TOML syntax error: unclosed array, expected `]`",
+        );
+    }
+
+    #[track_caller]
+    fn check_validate(text: &str, expected: &[&str]) {
+        let mut c = Config::parse(Path::new("c.toml"), text).unwrap();
+        // Point the files at something that exists so only the tested problem shows.
+        let dir = tempfile::tempdir().unwrap();
+        for f in ["tls/server.crt", "tls/server.key"] {
+            let p = dir.path().join(f);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, "x").unwrap();
+        }
+        c.resolve_paths(dir.path());
+        let got = match c.validate(Path::new("c.toml"), text) {
+            Ok(()) => vec![],
+            Err(e) => e.to_string().lines().map(str::to_string).collect(),
+        };
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn validation() {
+        check_validate("", &[]);
+        check_validate(
+            "domains = []\n",
+            &[
+                "c.toml:1: domains: at least one domain is needed (it is the digest realm of its users)",
+            ],
+        );
+        check_validate(
+            "domains = [\"ok.example\", \"bad_domain\", \"ok.example\"]\n",
+            &[
+                "c.toml:1: domains[1]: `bad_domain` is not a domain name (labels are letters, digits and inner `-`)",
+                "c.toml:1: domains[2]: `ok.example` is listed twice",
+            ],
+        );
+        check_validate(
+            "node_id = \"a b\"\n",
+            &["c.toml:1: node_id: `a b` is not a node name: use letters, digits, `-`, `_` and `.`"],
+        );
+        check_validate(
+            "[transport]\nlisten = [\n  \"tcp:127.0.0.1:5060\",\n  \"ws:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5060\",\n]\n",
+            &[
+                "c.toml:4: transport.listen[1]: 127.0.0.1:5060 is already used by `transport.listen[0]` (tcp)",
+                "c.toml:6: transport.listen[3]: `udp:127.0.0.1:5060` is listed twice",
+            ],
+        );
+        check_validate(
+            "[http.admin]\nlisten = \"127.0.0.1:9443\"\n",
+            &[
+                "c.toml: http.user.listen: 127.0.0.1:9443 is already used by `http.admin.listen` (tcp)",
+            ],
+        );
+        check_validate(
+            "[log]\nlevel = \"info,confab=loud\"\n",
+            &[
+                "c.toml:2: log.level: `info,confab=loud` is not a level filter: invalid filter directive",
+            ],
+        );
+        check_validate(
+            "[http.user]\nnonce_lifetime_s = 0\n",
+            &["c.toml:2: http.user.nonce_lifetime_s: must be at least 1 second"],
+        );
+    }
+
+    #[test]
+    fn missing_certificate_is_reported() {
+        let text = "";
+        let mut c = Config::parse(Path::new("c.toml"), text).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        c.resolve_paths(dir.path());
+        let e = c
+            .validate(Path::new("c.toml"), text)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("c.toml: tls.cert_file: cannot read `"), "{e}");
+        assert!(e.contains("c.toml: tls.key_file: cannot read `"), "{e}");
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_file_folder() {
+        let mut c = Config::default();
+        c.store.path = "/abs/db.sqlite".into();
+        c.resolve_paths(Path::new("/etc/confab"));
+        assert_eq!(c.tls.cert_file, Path::new("/etc/confab/tls/server.crt"));
+        assert_eq!(c.store.path, Path::new("/abs/db.sqlite"));
+    }
+
+    #[test]
+    fn domains() {
+        for ok in ["localhost", "example.com", "a-b.c0", "127.0.0.1", "::1"] {
+            assert_eq!(check_domain(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "a..b",
+            "-a.com",
+            "a_b",
+            "a b",
+            "é.com",
+            "x.",
+            &"a".repeat(64),
+        ] {
+            assert!(check_domain(bad).is_err(), "{bad}");
+        }
+    }
+}

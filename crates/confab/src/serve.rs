@@ -1,0 +1,242 @@
+//! `confab serve`: starts the roles of this node, reloads on SIGHUP, drains on SIGTERM.
+//!
+//! Roles (`--role`, default `front-end`):
+//! - **front-end**: today the admin HTTP listener and the user HTTPS API. The SIP
+//!   transports, registrar, proxy and presence are **not built yet**: `transport.listen` is
+//!   validated but not bound, and the log says so at start.
+//! - **av-edge**: the STUN/TURN relay (`confab-stun` / `confab-turn`) is not wired into
+//!   the binary yet; asking for it is a usage error until it is.
+//!
+//! Signals: SIGTERM or SIGINT drain (readiness turns 503, listeners stop accepting, requests
+//! in flight finish, the store flushes and closes) and exit 0. SIGHUP re-reads the
+//! configuration file and applies the node-local settings that can change while running:
+//! `log.level` and the TLS certificate files. Other changes are reported as needing a
+//! restart.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context as _;
+use rand::RngCore as _;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::cli::{ServeArgs, ServeRole};
+use crate::config::{Config, InitSettings, LogFormat};
+use crate::http::digest::DigestAuth;
+use crate::http::state::Inner;
+use crate::http::{self, AppState};
+use crate::listen::default_listeners;
+use crate::logging::{self, LogHandle};
+use crate::tls::ReloadableCert;
+use crate::{ConfigLocation, UsageError};
+
+/// `confab serve [--check] [--role ROLE]...`.
+pub async fn run_serve(
+    location: &ConfigLocation,
+    log_format: Option<LogFormat>,
+    args: &ServeArgs,
+) -> anyhow::Result<()> {
+    // The README's first command must work on a fresh machine: initialise the default
+    // folder when nobody named a configuration file and the default one is missing.
+    let mut initialised = false;
+    if !location.explicit && !location.path.exists() {
+        let settings = InitSettings {
+            domain: "localhost".into(),
+            listen: default_listeners(),
+        };
+        crate::init::init_dir(&location.path, &settings, false)
+            .await
+            .context("initialising the default data folder")?;
+        initialised = true;
+    }
+    let config = location.load()?;
+    let format = log_format.unwrap_or(config.log.format);
+    let log = logging::init(&config.log.level, format);
+    if initialised {
+        tracing::info!(config = %location.path.display(), "initialised a new data folder (domain localhost)");
+    }
+
+    let mut roles = args.roles.clone();
+    if roles.is_empty() {
+        roles.push(ServeRole::FrontEnd);
+    }
+    roles.dedup();
+    if roles.contains(&ServeRole::AvEdge) {
+        // The place where the A/V Edge role starts once `confab-turn` exposes its entry
+        // point: it gets its own config table (`[turn]`) and its listeners here.
+        return Err(UsageError(
+            "--role av-edge: the A/V Edge (STUN/TURN) is not wired into this binary yet".into(),
+        )
+        .into());
+    }
+
+    // Everything a start would load, loaded now: certificate and key, database schema.
+    let cert = Arc::new(
+        ReloadableCert::load(&config.tls.cert_file, &config.tls.key_file)
+            .context("tls.cert_file / tls.key_file")?,
+    );
+    let stores = crate::store::open(&config).await?;
+    if args.check {
+        stores.close().await;
+        println!("{}: configuration OK", location.path.display());
+        return Ok(());
+    }
+
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .context("cannot install the metrics recorder")?;
+    metrics::gauge!("confab_build_info", "version" => env!("CARGO_PKG_VERSION"), "node_id" => config.node_id.clone()).set(1.0);
+
+    let mut secret = [0u8; 32];
+    rand::rng().fill_bytes(&mut secret);
+    let mut dummy = [0u8; 16];
+    rand::rng().fill_bytes(&mut dummy);
+    let state = AppState::new(Inner {
+        users: stores.users.clone(),
+        tokens: stores.tokens.clone(),
+        metrics: Some(recorder),
+        draining: AtomicBool::new(false),
+        node_id: config.node_id.clone(),
+        domains: config
+            .domains
+            .iter()
+            .map(|d| d.to_ascii_lowercase())
+            .collect(),
+        digest: DigestAuth::new(
+            secret,
+            dummy,
+            config.http.user.nonce_lifetime_s,
+            &config.node_id,
+        ),
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    if config.http.admin.enabled {
+        let listener = bind("http.admin.listen", config.http.admin.listen).await?;
+        let app = http::admin::router(state.clone());
+        tasks.spawn(http::serve_http(
+            "admin",
+            listener,
+            None,
+            app,
+            stop_rx.clone(),
+        ));
+    }
+    if config.http.user.enabled {
+        let listener = bind("http.user.listen", config.http.user.listen).await?;
+        let tls = crate::tls::server_config(cert.clone(), &[b"h2", b"http/1.1"])
+            .context("TLS configuration of the user API")?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let app = http::user::router(state.clone());
+        tasks.spawn(http::serve_http(
+            "user",
+            listener,
+            Some(acceptor),
+            app,
+            stop_rx.clone(),
+        ));
+    }
+    if !config.transport.listen.is_empty() {
+        let specs: Vec<String> = config
+            .transport
+            .listen
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::warn!(
+            listeners = ?specs,
+            "SIP transports, registrar and proxy are not built yet: transport.listen is validated but not bound"
+        );
+    }
+    tracing::info!(node_id = %config.node_id, domains = ?config.domains, "ready");
+
+    wait_for_stop(location, &config, &log, &cert).await?;
+
+    tracing::info!("draining");
+    state.start_draining();
+    // SIP drain hook: when the transports exist they stop accepting here, answer new
+    // requests with 503 + Retry-After and let transactions finish before the HTTP side.
+    let _ = stop_tx.send(true);
+    while tasks.join_next().await.is_some() {}
+    stores.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    let l = TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("{key} = \"{addr}\": cannot listen"))?;
+    let local = l.local_addr()?;
+    tracing::info!(listener = key, addr = %local, "listening");
+    Ok(l)
+}
+
+/// Runs until SIGTERM/SIGINT; handles SIGHUP reloads meanwhile.
+async fn wait_for_stop(
+    location: &ConfigLocation,
+    running: &Config,
+    log: &LogHandle,
+    cert: &ReloadableCert,
+) -> anyhow::Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+    let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { tracing::info!(signal = "SIGTERM", "stopping"); return Ok(()) }
+            _ = int.recv() => { tracing::info!(signal = "SIGINT", "stopping"); return Ok(()) }
+            _ = hup.recv() => reload(&location.path, running, log, cert),
+        }
+    }
+}
+
+/// SIGHUP: apply what can change while running; name what needs a restart.
+pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: &ReloadableCert) {
+    let new = match Config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "reload failed; keeping the running configuration");
+            return;
+        }
+    };
+    match log.set_level(&new.log.level) {
+        Ok(level) => tracing::info!(level, "log level applied"),
+        Err(e) => tracing::error!(error = %e, "log level not applied"),
+    }
+    match cert.reload() {
+        Ok(()) => tracing::info!(cert = %new.tls.cert_file.display(), "TLS certificate reloaded"),
+        Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; keeping the old one"),
+    }
+    let mut restart = Vec::new();
+    if new.node_id != running.node_id {
+        restart.push("node_id");
+    }
+    if new.domains != running.domains {
+        restart.push("domains");
+    }
+    if new.transport != running.transport {
+        restart.push("transport");
+    }
+    if new.tls != running.tls {
+        restart.push("tls (file names)");
+    }
+    if new.store != running.store {
+        restart.push("store");
+    }
+    if new.http != running.http {
+        restart.push("http");
+    }
+    if new.log.format != running.log.format {
+        restart.push("log.format");
+    }
+    if !restart.is_empty() {
+        tracing::warn!(changed = ?restart, "these settings changed and take effect after a restart");
+    }
+}
