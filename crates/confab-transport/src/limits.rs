@@ -10,7 +10,7 @@
 //! Time is an argument (`now`), so the accounting is unit-tested without a clock.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -157,9 +157,7 @@ impl SourceTable {
 
     fn with<R>(&self, ip: IpAddr, now: Instant, f: impl FnOnce(&mut SourceState) -> R) -> R {
         let ip = canonical(ip);
-        let mut h = self.hasher.build_hasher();
-        ip.hash(&mut h);
-        let shard = &self.shards[(h.finish() as usize) % SHARDS];
+        let shard = &self.shards[(self.hasher.hash_one(ip) as usize) % SHARDS];
         let mut map = shard.lock().unwrap_or_else(|e| e.into_inner());
         let per_shard = (self.cfg.max_tracked_sources / SHARDS).max(1);
         let key = if map.contains_key(&ip) || map.len() < per_shard {

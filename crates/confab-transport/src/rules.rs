@@ -343,7 +343,7 @@ mod tests {
         );
         // UDP with rport filled by us: the request's flow
         check(
-            &format!("SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1;rport=40000;received=192.0.2.9"),
+            "SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1;rport=40000;received=192.0.2.9",
             Some(udp),
             true,
             Ok(ResponseRoute::Flow(udp)),

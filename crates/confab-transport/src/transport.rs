@@ -89,8 +89,12 @@ pub enum CloseReason {
 }
 
 /// What the transport reports upward.
+///
+/// `Message` is by far the most frequent variant, so it is not boxed: boxing would cost an
+/// allocation per received message to save stack space on the rare `FlowClosed`.
 #[derive(Debug)]
 #[non_exhaustive]
+#[allow(clippy::large_enum_variant)]
 pub enum TransportEvent {
     /// A SIP message arrived.
     Message(Inbound),

@@ -21,11 +21,7 @@ use common::*;
 use confab_transport::{TlsCertificate, TlsConfig, TransportKind};
 
 /// One interop test at a time: the peers and captures compete for the two cores.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -158,7 +154,7 @@ fn free_port() -> u16 {
 /// SIPp OPTIONS over UDP and TCP, captured and decoded by tshark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_udp_and_tcp() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let (h, _seen) = start(config(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]), None).await;
     let udp = h.listener(TransportKind::Udp).unwrap().local.port();
     let tcp = h.listener(TransportKind::Tcp).unwrap().local.port();
@@ -198,7 +194,7 @@ async fn sipp_udp_and_tcp() {
 /// SIPp OPTIONS over TLS (through stunnel, which verifies our certificate).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sipp_tls_via_stunnel() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let stunnel = require_tool("stunnel4", "stunnel4");
     let pki = Pki::new();
     let (cert_chain, private_key, _) = pki.leaf("tls.example", vec![dns("tls.example")]);
@@ -274,7 +270,7 @@ async fn sipp_tls_via_stunnel() {
 /// JsSIP over WS and WSS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jssip_ws_and_wss() {
-    let _serial = serial();
+    let _serial = SERIAL.lock().await;
     let node = require_tool("node", "nodejs");
     let npm = require_tool("npm", "npm");
     let js = crate_dir().join("tests/js");

@@ -37,10 +37,11 @@ pub enum Seen {
 }
 
 pub fn config(listen: &[&str]) -> TransportConfig {
-    let mut c = TransportConfig::default();
-    c.listen = listen.iter().map(|s| s.parse().unwrap()).collect();
-    c.udp_workers = 2;
-    c
+    TransportConfig {
+        listen: listen.iter().map(|s| s.parse().unwrap()).collect(),
+        udp_workers: 2,
+        ..TransportConfig::default()
+    }
 }
 
 /// Binds and starts a responder that answers every request except ACK with 200 (OPTIONS
