@@ -362,12 +362,14 @@ pub fn encode_password_algorithms(algs: &[PasswordAlgorithm], out: &mut [u8]) {
     }
 }
 
-/// Decodes CHANNEL-NUMBER: the number must be in 0x4000..=0x4FFF (RFC 8656 §12).
+/// Decodes CHANNEL-NUMBER. RFC 8656 §12 narrows the range to 0x4000..=0x4FFF, but RFC 5766
+/// clients (coturn's `turnutils_uclient` among them) pick numbers up to 0x7FFF; those are
+/// accepted too, so a coturn user's clients keep working. Anything else is refused.
 pub fn decode_channel_number(v: &[u8]) -> Result<u16, AttributeError> {
     let attr = AttrType::CHANNEL_NUMBER;
     let n = decode_u32(attr, v)?;
     let ch = (n >> 16) as u16;
-    if !(0x4000..=0x4FFF).contains(&ch) {
+    if !CHANNEL_RANGE.contains(&ch) {
         return Err(AttributeError::BadValue {
             attr,
             value: u32::from(ch),
@@ -375,6 +377,9 @@ pub fn decode_channel_number(v: &[u8]) -> Result<u16, AttributeError> {
     }
     Ok(ch)
 }
+
+/// Channel numbers accepted: RFC 5766's 0x4000..=0x7FFF (RFC 8656 clients use 0x4000..=0x4FFF).
+pub const CHANNEL_RANGE: std::ops::RangeInclusive<u16> = 0x4000..=0x7FFF;
 
 /// Decodes REQUESTED-TRANSPORT into the IP protocol number (17 = UDP).
 pub fn decode_requested_transport(v: &[u8]) -> Result<u8, AttributeError> {
@@ -470,11 +475,12 @@ mod tests {
     fn turn_attribute_values() {
         assert_eq!(decode_channel_number(&[0x40, 0x00, 0, 0]), Ok(0x4000));
         assert_eq!(decode_channel_number(&[0x4F, 0xFF, 0, 0]), Ok(0x4FFF));
+        assert_eq!(decode_channel_number(&[0x7F, 0xFF, 0, 0]), Ok(0x7FFF));
         assert_eq!(
-            decode_channel_number(&[0x50, 0x00, 0, 0]),
+            decode_channel_number(&[0x80, 0x00, 0, 0]),
             Err(AttributeError::BadValue {
                 attr: AttrType::CHANNEL_NUMBER,
-                value: 0x5000
+                value: 0x8000
             })
         );
         assert_eq!(decode_requested_transport(&[17, 0, 0, 0]), Ok(17));

@@ -27,7 +27,8 @@ pub const CHANNEL_HEADER_LEN: usize = 4;
 pub enum PacketKind {
     /// First byte 0..=3: STUN.
     Stun,
-    /// First byte 64..=79: TURN ChannelData.
+    /// First byte 64..=127: TURN ChannelData (RFC 7983 assigns 64..=79 to RFC 8656
+    /// channels; 80..=127, unassigned there, carries RFC 5766 channels up to 0x7FFF).
     ChannelData,
     /// Anything else (DTLS, RTP, ZRTP, garbage): not for the TURN server.
     Other,
@@ -37,7 +38,7 @@ pub enum PacketKind {
 pub fn classify(buf: &[u8]) -> PacketKind {
     match buf.first() {
         Some(0..=3) => PacketKind::Stun,
-        Some(64..=79) => PacketKind::ChannelData,
+        Some(64..=127) => PacketKind::ChannelData,
         _ => PacketKind::Other,
     }
 }
@@ -51,8 +52,8 @@ pub enum ChannelDataError {
         /// Bytes present.
         len: usize,
     },
-    /// Channel number outside 0x4000..=0x4FFF.
-    #[error("channel number 0x{channel:04x} is outside 0x4000-0x4fff")]
+    /// Channel number outside [`crate::attr::CHANNEL_RANGE`].
+    #[error("channel number 0x{channel:04x} is outside 0x4000-0x7fff")]
     BadChannel {
         /// The number found.
         channel: u16,
@@ -74,7 +75,7 @@ pub fn decode_channel_data(buf: &[u8]) -> Result<(u16, &[u8]), ChannelDataError>
         return Err(ChannelDataError::TooShort { len: buf.len() });
     }
     let channel = u16::from_be_bytes([buf[0], buf[1]]);
-    if !(0x4000..=0x4FFF).contains(&channel) {
+    if !crate::attr::CHANNEL_RANGE.contains(&channel) {
         return Err(ChannelDataError::BadChannel { channel });
     }
     let len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
@@ -214,8 +215,8 @@ mod tests {
             })
         );
         assert_eq!(
-            decode_channel_data(&[0x50, 0x01, 0, 0]),
-            Err(ChannelDataError::BadChannel { channel: 0x5001 })
+            decode_channel_data(&[0x80, 0x01, 0, 0]),
+            Err(ChannelDataError::BadChannel { channel: 0x8001 })
         );
         assert_eq!(
             decode_channel_data(&[0x40]),

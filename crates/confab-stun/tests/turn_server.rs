@@ -627,7 +627,7 @@ fn channels_relay_channel_data_with_stream_padding_and_expire() {
     let other: SocketAddr = "198.51.99.8:5000".parse().unwrap();
 
     assert_eq!(bind(&mut w, &mut c, tcp, 0x3FFF, peer), Some(400));
-    assert_eq!(bind(&mut w, &mut c, tcp, 0x5000, peer), Some(400));
+    assert_eq!(bind(&mut w, &mut c, tcp, 0x8000, peer), Some(400));
     assert_eq!(
         bind(&mut w, &mut c, tcp, 0x4000, "10.0.0.1:1".parse().unwrap()),
         Some(403)
