@@ -244,50 +244,53 @@ async fn remove(conn: &mut SqliteConnection, address: Address) -> Result<(), Sto
 
 /// One import row: insert, or update the fields given. `Ok(Err(_))` is a per-row failure
 /// (SQLite rolled back that statement only); `Err(_)` aborts the import.
+///
+/// One statement for a new user (the common case of a bulk import): the insert does nothing
+/// when the address exists (the conflict target names only the address, so a taken phone
+/// number still fails), and only then is the row updated.
 async fn import_row(
     conn: &mut SqliteConnection,
     row: &ImportRow,
     at: Timestamp,
 ) -> Result<Result<ImportOutcome, StoreError>, StoreError> {
-    let exists: Option<i64> =
-        sqlx::query_scalar("SELECT id FROM users WHERE domain = ? AND username = ?")
-            .bind(row.address.domain())
-            .bind(row.address.user())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-    let result = match exists {
-        None => {
-            let new = NewUser {
-                address: row.address.clone(),
-                display_name: row.display_name.clone(),
-                phone: row.phone.clone(),
-                role: Role::User,
-                credentials: row.credentials,
-            };
-            insert_user(conn, &new, at)
-                .await
-                .map(|()| ImportOutcome::Added)
-        }
-        Some(id) => {
-            let [md5, sha256, sha512] = ha1_blobs(row.credentials.as_ref());
-            sqlx::query(
-                "UPDATE users SET display_name = coalesce(?, display_name), \
-                 phone = coalesce(?, phone), ha1_md5 = coalesce(?, ha1_md5), \
-                 ha1_sha256 = coalesce(?, ha1_sha256), \
-                 ha1_sha512_256 = coalesce(?, ha1_sha512_256), updated_at = ? WHERE id = ?",
-            )
-            .bind(row.display_name.as_ref().map(DisplayName::as_str))
-            .bind(row.phone.as_ref().map(PhoneNumber::as_str))
-            .bind(md5)
-            .bind(sha256)
-            .bind(sha512)
-            .bind(at.as_millis())
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map(|_| ImportOutcome::Updated)
-        }
+    let [md5, sha256, sha512] = ha1_blobs(row.credentials.as_ref());
+    let inserted = sqlx::query(
+        "INSERT INTO users (username, domain, display_name, phone, role, ha1_md5, ha1_sha256, \
+         ha1_sha512_256, created_at, updated_at) VALUES (?, ?, ?, ?, 'user', ?, ?, ?, ?, ?) \
+         ON CONFLICT (domain, username) DO NOTHING",
+    )
+    .bind(row.address.user())
+    .bind(row.address.domain())
+    .bind(row.display_name.as_ref().map(DisplayName::as_str))
+    .bind(row.phone.as_ref().map(PhoneNumber::as_str))
+    .bind(md5)
+    .bind(sha256)
+    .bind(sha512)
+    .bind(at.as_millis())
+    .bind(at.as_millis())
+    .execute(&mut *conn)
+    .await;
+    let result = match inserted {
+        Ok(done) if done.rows_affected() == 1 => Ok(ImportOutcome::Added),
+        Ok(_) => sqlx::query(
+            "UPDATE users SET display_name = coalesce(?, display_name), \
+             phone = coalesce(?, phone), ha1_md5 = coalesce(?, ha1_md5), \
+             ha1_sha256 = coalesce(?, ha1_sha256), \
+             ha1_sha512_256 = coalesce(?, ha1_sha512_256), updated_at = ? \
+             WHERE domain = ? AND username = ?",
+        )
+        .bind(row.display_name.as_ref().map(DisplayName::as_str))
+        .bind(row.phone.as_ref().map(PhoneNumber::as_str))
+        .bind(md5)
+        .bind(sha256)
+        .bind(sha512)
+        .bind(at.as_millis())
+        .bind(row.address.domain())
+        .bind(row.address.user())
+        .execute(&mut *conn)
+        .await
+        .map(|_| ImportOutcome::Updated),
+        Err(e) => Err(e),
     };
     match result {
         Ok(outcome) => Ok(Ok(outcome)),

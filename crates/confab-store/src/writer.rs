@@ -40,8 +40,11 @@ pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// and how to answer its caller once the commit outcome is known.
 pub(crate) struct Done {
     ok: bool,
-    complete: Box<dyn FnOnce(Result<(), StoreError>) + Send>,
+    complete: Completion,
 }
+
+/// Answers one caller with the commit outcome.
+type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 type WriteFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, Done> + Send>;
 type ExclusiveFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, ()> + Send>;
@@ -212,8 +215,7 @@ async fn commit_batch(conn: &mut SqliteConnection, writes: &mut Vec<WriteFn>, co
     counters
         .writes
         .fetch_add(writes.len() as u64, Ordering::Relaxed);
-    let mut pending: Vec<Box<dyn FnOnce(Result<(), StoreError>) + Send>> =
-        Vec::with_capacity(writes.len());
+    let mut pending: Vec<Completion> = Vec::with_capacity(writes.len());
     if let Err(e) = exec(conn, "BEGIN IMMEDIATE").await {
         fail_all(writes.drain(..), Vec::new(), unavailable(e), counters);
         return;
@@ -260,7 +262,7 @@ async fn commit_batch(conn: &mut SqliteConnection, writes: &mut Vec<WriteFn>, co
 
 fn fail_all(
     not_run: impl Iterator<Item = WriteFn>,
-    pending: Vec<Box<dyn FnOnce(Result<(), StoreError>) + Send>>,
+    pending: Vec<Completion>,
     err: StoreError,
     counters: &Counters,
 ) {
