@@ -59,6 +59,9 @@ pub struct TransportConfig {
     pub connection_reuse: bool,
     /// Also honour `alias` on plain TCP/WS connections (trusted networks only).
     pub alias_on_tcp: bool,
+    /// RFC 3261 §18.1.2: drop responses whose top Via sent-by is not one of our listeners'
+    /// addresses or `advertise` values.
+    pub check_response_sent_by: bool,
     /// Per-source limits.
     pub limits: LimitsConfig,
 }
@@ -79,6 +82,7 @@ impl Default for TransportConfig {
             connection_send_queue: 256,
             connection_reuse: true,
             alias_on_tcp: false,
+            check_response_sent_by: true,
             limits: LimitsConfig::default(),
         }
     }

@@ -375,6 +375,9 @@ async fn deliver(
             // RFC 5923: requests to the client's sent-by may reuse this connection.
             sh.add_alias(ctx.id, ctx.transport, alias);
         }
+    } else if sh.cfg.check_response_sent_by && !sip::response_is_ours(&message, &sh.listeners) {
+        sh.metrics.drop_foreign_response.increment(1);
+        return Ok(None);
     }
     sh.metrics.received(ctx.transport).increment(1);
     let ev = TransportEvent::Message(Inbound {

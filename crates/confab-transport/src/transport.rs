@@ -253,6 +253,8 @@ pub(crate) struct Shared {
     /// Reusable connections by (transport, address): the ones we opened, and the ones whose
     /// client sent Via `alias` (RFC 5923).
     pub(crate) by_addr: Mutex<HashMap<(TransportKind, SocketAddr), u64>>,
+    /// Per-destination gates so that concurrent sends open one connection, not several.
+    pub(crate) connecting: Mutex<HashMap<(TransportKind, SocketAddr), Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) events: mpsc::Sender<TransportEvent>,
     pub(crate) sources: Arc<SourceTable>,
@@ -420,6 +422,24 @@ impl Shared {
         }
     }
 
+    /// Queues on an existing reusable connection to `key`, if there is a live one.
+    fn try_existing(
+        &self,
+        key: (TransportKind, SocketAddr),
+        bytes: &Bytes,
+    ) -> Option<Result<FlowToken, SendError>> {
+        let id = self
+            .by_addr
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .copied()?;
+        match self.queue_on_conn(id, bytes.clone()) {
+            Err(SendError::FlowGone(_)) => None,
+            other => Some(other),
+        }
+    }
+
     fn udp_listener_for(&self, addr: SocketAddr) -> Option<u16> {
         let want_v4 = addr.is_ipv4() || is_v4_mapped(addr.ip());
         self.udp
@@ -509,6 +529,7 @@ impl Transport {
             udp: udp_listeners,
             conns: RwLock::new(HashMap::new()),
             by_addr: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
             next_conn: AtomicU64::new(1),
             events: tx,
             tls,
@@ -614,23 +635,41 @@ impl TransportHandle {
                 addr,
                 server_name,
             } => {
-                let existing = sh
-                    .by_addr
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&(*transport, *addr))
-                    .copied();
-                if let Some(id) = existing {
-                    match sh.queue_on_conn(id, bytes.clone()) {
-                        Err(SendError::FlowGone(_)) => {}
-                        other => return other,
-                    }
+                let key = (*transport, *addr);
+                if let Some(r) = sh.try_existing(key, &bytes) {
+                    return r;
                 }
                 if transport.is_websocket() {
                     return Err(SendError::CannotConnect(*transport));
                 }
-                let id = stream::connect(sh, *transport, *addr, server_name.as_deref()).await?;
-                sh.queue_on_conn(id, bytes)
+                // One connection attempt per destination at a time: concurrent senders wait
+                // for it and then reuse the connection instead of opening their own.
+                let gate = sh
+                    .connecting
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(key)
+                    .or_default()
+                    .clone();
+                let result = {
+                    let _turn = gate.lock().await;
+                    match sh.try_existing(key, &bytes) {
+                        Some(r) => r,
+                        None => {
+                            match stream::connect(sh, *transport, *addr, server_name.as_deref())
+                                .await
+                            {
+                                Ok(id) => sh.queue_on_conn(id, bytes),
+                                Err(e) => Err(e),
+                            }
+                        }
+                    }
+                };
+                let mut connecting = sh.connecting.lock().unwrap_or_else(|e| e.into_inner());
+                if Arc::strong_count(&gate) <= 2 {
+                    connecting.remove(&key);
+                }
+                result
             }
         }
     }

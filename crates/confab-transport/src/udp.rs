@@ -126,6 +126,11 @@ fn on_datagram(
     let mut message = message;
     if message.is_request() {
         sip::stamp_received(&mut message, src);
+    } else if shared.cfg.check_response_sent_by
+        && !sip::response_is_ours(&message, &shared.listeners)
+    {
+        shared.metrics.drop_foreign_response.increment(1);
+        return true;
     }
     shared.metrics.received(TransportKind::Udp).increment(1);
     let info = &shared.udp[li].info;

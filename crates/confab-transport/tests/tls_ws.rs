@@ -199,7 +199,8 @@ async fn tls_outgoing_verifies_peer() {
     let peer_addr = peer.listeners()[0].local;
     let tls = tls_config(&pki, &[("server.example", vec![dns("server.example")])]);
     let (h, mut seen) = start(config(&["tls:127.0.0.1:0"]), Some(tls)).await;
-    let msg = options("SIP/2.0/TLS server.example;branch=z9hG4bKout", "out");
+    let sent_by = h.listeners()[0].sent_by();
+    let msg = options(&format!("SIP/2.0/TLS {sent_by};branch=z9hG4bKout"), "out");
     let target = |name: &str| confab_transport::Target::Addr {
         transport: TransportKind::Tls,
         addr: peer_addr,
@@ -311,4 +312,34 @@ async fn websocket_and_secure_websocket() {
     .unwrap();
     let reply = wss.next().await.unwrap().unwrap();
     assert!(reply.to_text().unwrap().starts_with("SIP/2.0 200 "));
+}
+
+/// Half-open handshakes are limited per source: with a limit of 2, a third TLS connection
+/// that has not finished its handshake is closed at once, and another source still gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_open_handshakes_limited() {
+    let pki = Pki::new();
+    let tls = tls_config(&pki, &[("h.example", vec![dns("h.example")])]);
+    let mut cfg = config(&["tls:127.0.0.1:0"]);
+    cfg.limits.max_handshakes_per_source = 2;
+    let (h, _seen) = start(cfg, Some(tls)).await;
+    let addr = h.listeners()[0].local;
+    // two connections that never send a ClientHello
+    let _a = TcpStream::connect(addr).await.unwrap();
+    let _b = TcpStream::connect(addr).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(5), c.read(&mut [0u8; 8]))
+        .await
+        .expect("closed at once")
+        .unwrap_or(0);
+    assert_eq!(n, 0);
+    // another source completes a handshake
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind("127.0.0.2:0".parse().unwrap()).unwrap();
+    let tcp = sock.connect(addr).await.unwrap();
+    TlsConnector::from(client_tls(&pki, None))
+        .connect(ServerName::try_from("h.example").unwrap(), tcp)
+        .await
+        .expect("another source is not affected");
 }

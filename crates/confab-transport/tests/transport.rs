@@ -423,3 +423,72 @@ async fn connection_reuse_with_alias() {
     let err = h.send(&target, Bytes::from_static(b"x")).await.unwrap_err();
     assert!(matches!(err, SendError::Connect { .. }), "{err}");
 }
+
+/// On streams the per-source message rate pauses reading instead of dropping: every
+/// request of a burst above the rate is still answered, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_rate_limit_paces_without_loss() {
+    let mut cfg = config(&["tcp:127.0.0.1:0"]);
+    cfg.limits.messages_per_second_per_source = 20;
+    cfg.limits.message_burst_per_source = 5;
+    let (h, _seen) = start(cfg, None).await;
+    let mut s = TcpStream::connect(h.listeners()[0].local).await.unwrap();
+    let mut all = String::new();
+    for i in 0..25 {
+        all.push_str(&options(
+            &format!("SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKp{i}"),
+            &format!("p{i}"),
+        ));
+    }
+    s.write_all(all.as_bytes()).await.unwrap();
+    let mut got = String::new();
+    let mut buf = vec![0u8; 8192];
+    while got.matches("SIP/2.0 200 ").count() < 25 {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("all 25 answered")
+            .unwrap();
+        assert!(n > 0, "connection closed early");
+        got.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    let order: Vec<usize> = got
+        .match_indices("Call-ID: p")
+        .map(|(i, _)| got[i + 10..].split("\r\n").next().unwrap().parse().unwrap())
+        .collect();
+    assert_eq!(order, (0..25).collect::<Vec<_>>());
+}
+
+/// RFC 3261 §18.1.2: a response whose Via is not ours is dropped; one with our sent-by is
+/// delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn foreign_responses_dropped() {
+    let (h, mut seen) = start(config(&["udp:127.0.0.1:0"]), None).await;
+    let server = h.listeners()[0].local;
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let resp = |via: &str| {
+        format!(
+            "SIP/2.0 200 OK\r\nVia: {via}\r\nFrom: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\n\
+             Call-ID: r\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    c.send_to(
+        resp("SIP/2.0/UDP 192.0.2.99:5060;branch=z9hG4bKx").as_bytes(),
+        server,
+    )
+    .await
+    .unwrap();
+    c.send_to(
+        resp(&format!("SIP/2.0/UDP {server};branch=z9hG4bKy")).as_bytes(),
+        server,
+    )
+    .await
+    .unwrap();
+    match recv_timeout(&mut seen, 5).await.expect("our response") {
+        Seen::Response { status, .. } => assert_eq!(status, 200),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        recv_timeout(&mut seen, 1).await.is_none(),
+        "the foreign one was dropped"
+    );
+}
