@@ -226,6 +226,9 @@ pub enum BindError {
     },
 }
 
+/// A destination of connection-oriented sends.
+pub(crate) type DestKey = (TransportKind, SocketAddr);
+
 /// A message queued for a connection.
 pub(crate) type Outgoing = Bytes;
 
@@ -252,9 +255,9 @@ pub(crate) struct Shared {
     pub(crate) conns: RwLock<HashMap<u64, ConnEntry>>,
     /// Reusable connections by (transport, address): the ones we opened, and the ones whose
     /// client sent Via `alias` (RFC 5923).
-    pub(crate) by_addr: Mutex<HashMap<(TransportKind, SocketAddr), u64>>,
+    pub(crate) by_addr: Mutex<HashMap<DestKey, u64>>,
     /// Per-destination gates so that concurrent sends open one connection, not several.
-    pub(crate) connecting: Mutex<HashMap<(TransportKind, SocketAddr), Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) connecting: Mutex<HashMap<DestKey, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) next_conn: AtomicU64,
     pub(crate) events: mpsc::Sender<TransportEvent>,
     pub(crate) sources: Arc<SourceTable>,
