@@ -70,6 +70,10 @@ pub struct TurnStats {
     pub dropped: u64,
     /// Sends that failed (socket buffer full, client gone).
     pub send_errors: u64,
+    /// Requests answered with an error response (401 challenges included).
+    pub errors: u64,
+    /// Requests dropped because their source failed authentication too often.
+    pub rate_limited: u64,
 }
 
 /// A running relay. Dropping it without [`TurnHandle::shutdown`] stops the workers too,
@@ -115,6 +119,8 @@ impl TurnHandle {
             t.relayed_from_peers += s.relayed_from_peers.load(Ordering::Relaxed);
             t.dropped += s.dropped.load(Ordering::Relaxed);
             t.send_errors += s.send_errors.load(Ordering::Relaxed);
+            t.errors += s.errors.load(Ordering::Relaxed);
+            t.rate_limited += s.rate_limited.load(Ordering::Relaxed);
         }
         t
     }

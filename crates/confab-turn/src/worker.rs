@@ -44,6 +44,8 @@ pub(crate) struct SharedStats {
     pub relayed_from_peers: AtomicU64,
     pub dropped: AtomicU64,
     pub send_errors: AtomicU64,
+    pub errors: AtomicU64,
+    pub rate_limited: AtomicU64,
 }
 
 /// Everything a worker thread starts from; sockets are bound by the caller so errors surface
@@ -248,6 +250,8 @@ impl Worker {
         st.relayed_from_peers
             .store(s.relayed_from_peers, Ordering::Relaxed);
         st.dropped.store(s.dropped, Ordering::Relaxed);
+        st.errors.store(s.errors, Ordering::Relaxed);
+        st.rate_limited.store(s.rate_limited, Ordering::Relaxed);
     }
 }
 

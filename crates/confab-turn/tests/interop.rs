@@ -270,7 +270,8 @@ fn wrong_credentials_are_refused() {
     let relay = Relay::start((41400, 41499));
     let peer = Peer::start();
     let server = relay.handle().udp_addrs()[0];
-    let out = Command::new(tool("turnutils_uclient"))
+    // uclient retries forever on 401: give it 3 seconds, then look at what it got.
+    let mut child = Command::new(tool("turnutils_uclient"))
         .args([
             "-n",
             "3",
@@ -292,17 +293,22 @@ fn wrong_credentials_are_refused() {
             "guess",
             "127.0.0.1",
         ])
-        .output()
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let r = parse_report(&text);
+    std::thread::sleep(Duration::from_secs(3));
+    let _ = child.kill();
+    let _ = child.wait();
+    std::thread::sleep(Duration::from_millis(1100)); // counters are published every second
+    let stats = relay.handle().stats();
     assert_eq!(
-        r.received, 0,
-        "nothing relayed without valid credentials:\n{text}"
+        (stats.allocations, stats.relayed_to_peers),
+        (0, 0),
+        "{stats:?}"
     );
+    // 401 challenges and refusals were answered, then the source was rate-limited.
+    assert!(stats.errors >= 2, "{stats:?}");
+    assert!(stats.rate_limited >= 1, "{stats:?}");
     assert!(relay.stop().is_empty());
 }
