@@ -11,6 +11,7 @@
 //! On the way in it applies the transport-level rules:
 //!
 //! * RFC 3261 §18.2.1 / RFC 3581: `received` and `rport` on the top Via of every request;
+//! * RFC 3261 §18.1.2: responses whose top Via sent-by is not ours are dropped;
 //! * RFC 3261 §18.3: stream framing by Content-Length; framing lost closes the connection;
 //! * RFC 5626 §3.5.1/§8: CRLF ping → pong on streams, STUN Binding answered on the SIP UDP
 //!   port with XOR-MAPPED-ADDRESS;
@@ -25,14 +26,30 @@
 //!
 //! On the way out, [`rules`] has the §18 helpers that need a parsed message: where a
 //! response goes (§18.2.2), when a large request must move from UDP to TCP (§18.1.1), and
-//! the transport name in Via.
+//! the transport name in Via; [`TransportHandle::send_response`] and
+//! [`TransportHandle::send_request`] apply them. Concurrent sends to a new destination open
+//! one connection, not several.
+//!
+//! # Calling contract
+//!
+//! [`Transport::bind`] returns a [`TransportHandle`] and a receiver of [`TransportEvent`]s.
+//! Read the receiver continuously: when it is full, datagrams are dropped (counted) and
+//! streams stop being read. Answer a request with [`TransportHandle::send_response`] and the
+//! request's [`FlowToken`]; send a later request to a registered contact with
+//! [`TransportHandle::send`] and the flow token saved at registration (RFC 5626). A
+//! [`TransportEvent::FlowClosed`] says a connection flow is dead; [`SendError::FlowGone`]
+//! says the same at send time.
 //!
 //! # What it does not do
 //!
 //! No transactions, dialogs, routing or DNS (RFC 3263): the caller resolves names and hands
-//! in socket addresses. No outgoing WebSocket connections (browsers connect to us). No TURN
-//! (its own crate). It reads the clock only for idle timeouts, handshake timeouts and rate
-//! limits; the protocol core stays sans-IO.
+//! in socket addresses ([`SendError::NeedsResolution`] says when). No outgoing WebSocket
+//! connections (browsers connect to us). No SCTP, no DTLS, no multicast. No TURN (its own
+//! crate). RFC 5923 aliases are keyed by IP address only (a sent-by host name is not
+//! resolved). Outgoing TLS verifies the peer's DNS names (rustls/webpki); a peer whose
+//! certificate carries only a `sip:` URI identity is not accepted outbound. It reads the
+//! clock only for idle timeouts, handshake timeouts and rate limits; the protocol core stays
+//! sans-IO.
 //!
 //! # Threads and performance
 //!

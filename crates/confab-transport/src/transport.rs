@@ -533,7 +533,14 @@ impl Transport {
             conns: RwLock::new(HashMap::new()),
             by_addr: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
-            next_conn: AtomicU64::new(1),
+            // Connection ids start at the wall-clock time in nanoseconds, so a token from before a
+            // restart never names a connection of this process (RFC 5626 §5.2: a flow token
+            // must fail once its flow is gone).
+            next_conn: AtomicU64::new(
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64),
+            ),
             events: tx,
             tls,
             metrics: Metrics::new(),
