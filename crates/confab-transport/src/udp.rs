@@ -56,6 +56,7 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, li: usize, sock: usize) {
     let listener_id = shared.udp[li].info.id;
     let mut buf = vec![0u8; 65_536];
     let mut scratch = Vec::with_capacity(64);
+    let mut errors_in_a_row = 0u32;
     loop {
         if socket.readable().await.is_err() {
             return;
@@ -64,14 +65,24 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, li: usize, sock: usize) {
         loop {
             match socket.try_recv_from(&mut buf) {
                 Ok((n, src)) => {
+                    errors_in_a_row = 0;
                     if !on_datagram(&shared, li, listener_id, &buf[..n], src, &mut scratch) {
                         return;
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // ICMP errors from earlier sends surface here on Linux; they concern
-                // another datagram, so keep going.
-                Err(_) => continue,
+                // another datagram, so keep going. A socket that only errors gets a pause
+                // instead of a busy loop.
+                Err(e) => {
+                    errors_in_a_row += 1;
+                    if errors_in_a_row >= 64 {
+                        tracing::warn!(error = %e, "UDP receive keeps failing; pausing 10 ms");
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        errors_in_a_row = 0;
+                        break;
+                    }
+                }
             }
         }
     }
