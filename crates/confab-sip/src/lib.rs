@@ -64,6 +64,7 @@ pub mod headers;
 
 mod builder;
 mod check;
+pub mod dialog;
 mod error;
 mod framing;
 mod limits;
@@ -73,6 +74,9 @@ mod name;
 mod parse;
 mod scan;
 pub mod status;
+pub mod timer;
+pub mod transaction;
+pub mod ua;
 mod uri;
 
 pub use builder::{RequestBuilder, ResponseBuilder};

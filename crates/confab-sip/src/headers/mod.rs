@@ -327,4 +327,46 @@ impl Message {
     pub fn server(&self) -> Option<Result<&str, HeaderError>> {
         self.first_str(HeaderName::Server)
     }
+
+    /// Read every typed header this crate knows and collect the errors (diagnostics,
+    /// fuzzing and tests; allocates). An empty result means every typed header that is
+    /// present parses.
+    #[must_use]
+    pub fn typed_header_errors(&self) -> Vec<HeaderError> {
+        fn e<T>(r: Option<Result<T, HeaderError>>) -> Option<HeaderError> {
+            r.and_then(Result::err)
+        }
+        let mut out: Vec<HeaderError> = Vec::new();
+        out.extend(self.vias().filter_map(Result::err));
+        out.extend(e(self.from()));
+        out.extend(e(self.to()));
+        out.extend(e(self.call_id()));
+        out.extend(e(self.cseq()));
+        out.extend(e(self.max_forwards()));
+        out.extend(self.contacts().filter_map(Result::err));
+        out.extend(self.routes().filter_map(Result::err));
+        out.extend(self.record_routes().filter_map(Result::err));
+        out.extend(self.paths().filter_map(Result::err));
+        out.extend(self.service_routes().filter_map(Result::err));
+        out.extend(self.p_asserted_identities().filter_map(Result::err));
+        out.extend(e(self.content_length()));
+        out.extend(e(self.content_type()));
+        out.extend(e(self.expires()));
+        out.extend(e(self.min_expires()));
+        out.extend(e(self.date()));
+        out.extend(self.authorizations().filter_map(Result::err));
+        out.extend(self.proxy_authorizations().filter_map(Result::err));
+        out.extend(self.www_authenticates().filter_map(Result::err));
+        out.extend(self.proxy_authenticates().filter_map(Result::err));
+        for it in [self.supported(), self.require(), self.proxy_require(), self.unsupported(), self.allow(), self.allow_events()] {
+            out.extend(it.filter_map(Result::err));
+        }
+        out.extend(e(self.event()));
+        out.extend(e(self.subscription_state()));
+        out.extend(e(self.sip_etag()));
+        out.extend(e(self.sip_if_match()));
+        out.extend(e(self.user_agent()));
+        out.extend(e(self.server()));
+        out
+    }
 }
