@@ -140,15 +140,15 @@ mod tests {
     fn time_arithmetic_saturates() {
         let t = Time::from_millis(1500);
         assert_eq!(t.as_micros(), 1_500_000);
-        assert_eq!((t + Duration::from_millis(500)).as_duration(), Duration::from_secs(2));
+        assert_eq!(
+            (t + Duration::from_millis(500)).as_duration(),
+            Duration::from_secs(2)
+        );
         assert_eq!(
             Time::from_micros(u64::MAX - 1) + Duration::from_secs(1),
             Time::from_micros(u64::MAX)
         );
-        assert_eq!(
-            Time::ZERO.saturating_duration_since(t),
-            Duration::ZERO
-        );
+        assert_eq!(Time::ZERO.saturating_duration_since(t), Duration::ZERO);
         assert_eq!(t.to_string(), "1.500000s");
     }
 

@@ -29,14 +29,20 @@ fn every_edge_of_the_four_machines_is_exercised() {
     for (name, sim) in sim::scenarios::all() {
         sim.assert_idle();
         let c = sim.edge_counts();
-        eprintln!("{name}: {} edges taken", c.iter().filter(|(_, n)| *n > 0).count());
+        eprintln!(
+            "{name}: {} edges taken",
+            c.iter().filter(|(_, n)| *n > 0).count()
+        );
         total.merge(&c);
     }
     for (seed, loss) in [(21, 0.05), (22, 0.3)] {
         total.merge(&randomized(seed, loss).edge_counts());
     }
     let mut missing = Vec::new();
-    eprintln!("{:<32} {:<16} {:<11} {:<20} {:<11} {:>8}  source", "edge", "machine", "from", "input", "to", "count");
+    eprintln!(
+        "{:<32} {:<16} {:<11} {:<20} {:<11} {:>8}  source",
+        "edge", "machine", "from", "input", "to", "count"
+    );
     for (e, n) in total.iter() {
         let s = e.spec();
         eprintln!(

@@ -36,16 +36,33 @@ fn call_over_udp() {
     check(
         &scenarios::basic_call(false),
         &[("calls", 1), ("answered", 1), ("byes", 1), ("timed_out", 0)],
-        &[Edge::IctCalling1xx, Edge::IctProceeding2xx, Edge::IctAcceptedTimerM, Edge::IstProceeding2xx, Edge::IstAcceptedTimerL, Edge::NictCompletedTimerK, Edge::NistCompletedTimerJ],
+        &[
+            Edge::IctCalling1xx,
+            Edge::IctProceeding2xx,
+            Edge::IctAcceptedTimerM,
+            Edge::IstProceeding2xx,
+            Edge::IstAcceptedTimerL,
+            Edge::NictCompletedTimerK,
+            Edge::NistCompletedTimerJ,
+        ],
     );
 }
 
 #[test]
 fn call_over_tcp_never_retransmits() {
     let sim = scenarios::basic_call(true);
-    check(&sim, &[("calls", 1), ("answered", 1), ("byes", 1)], &[Edge::NictTryingFinal]);
+    check(
+        &sim,
+        &[("calls", 1), ("answered", 1), ("byes", 1)],
+        &[Edge::NictTryingFinal],
+    );
     let c = sim.edge_counts();
-    for e in [Edge::IctCallingTimerA, Edge::NictTryingTimerE, Edge::IstCompletedTimerG, Edge::IstAcceptedRetransmit2xx] {
+    for e in [
+        Edge::IctCallingTimerA,
+        Edge::NictTryingTimerE,
+        Edge::IstCompletedTimerG,
+        Edge::IstAcceptedRetransmit2xx,
+    ] {
         assert_eq!(c.get(e), 0, "{e} on a reliable transport");
     }
 }
@@ -56,7 +73,13 @@ fn busy_callee() {
         check(
             &scenarios::busy(reliable),
             &[("calls", 1), ("answered", 0), ("rejected", 1), ("byes", 0)],
-            &[Edge::IctCalling3xx6xx, Edge::IctCompletedTimerD, Edge::IstProceeding3xx6xx, Edge::IstCompletedAck, Edge::IstConfirmedTimerI],
+            &[
+                Edge::IctCalling3xx6xx,
+                Edge::IctCompletedTimerD,
+                Edge::IstProceeding3xx6xx,
+                Edge::IstCompletedAck,
+                Edge::IstConfirmedTimerI,
+            ],
         );
     }
 }
@@ -65,7 +88,12 @@ fn busy_callee() {
 fn cancel_before_any_provisional_is_deferred() {
     check(
         &scenarios::cancel_deferred(),
-        &[("calls", 1), ("cancels", 1), ("answered", 0), ("rejected", 1)],
+        &[
+            ("calls", 1),
+            ("cancels", 1),
+            ("answered", 0),
+            ("rejected", 1),
+        ],
         &[Edge::IctCalling1xx, Edge::IctProceeding3xx6xx],
     );
 }
@@ -75,7 +103,11 @@ fn cancel_to_a_deaf_callee_times_out() {
     check(
         &scenarios::cancel_deaf(),
         &[("calls", 1), ("cancels", 1), ("answered", 0)],
-        &[Edge::IctProceedingCancelGuard, Edge::IstCompletedTimerH, Edge::IstCompletedTimerG],
+        &[
+            Edge::IctProceedingCancelGuard,
+            Edge::IstCompletedTimerH,
+            Edge::IstCompletedTimerG,
+        ],
     );
 }
 
@@ -84,13 +116,21 @@ fn unanswered_invite_times_out_and_late_200_is_cleaned_up() {
     check(
         &scenarios::invite_timeout(),
         &[("calls", 1), ("timed_out", 1), ("answered", 0)],
-        &[Edge::IctCallingTimerA, Edge::IctCallingTimerB, Edge::IstAcceptedRetransmit2xx],
+        &[
+            Edge::IctCallingTimerA,
+            Edge::IctCallingTimerB,
+            Edge::IstAcceptedRetransmit2xx,
+        ],
     );
 }
 
 #[test]
 fn legacy_ack_reaches_the_accepted_server_transaction() {
-    check(&scenarios::legacy_ack(), &[("answered", 1), ("byes", 1)], &[Edge::IstAcceptedAck]);
+    check(
+        &scenarios::legacy_ack(),
+        &[("answered", 1), ("byes", 1)],
+        &[Edge::IstAcceptedAck],
+    );
 }
 
 #[test]
@@ -107,11 +147,21 @@ fn slow_non_invite_requests() {
     check(
         &scenarios::slow_requests(),
         &[("requests", 4), ("request_finals", 2)],
-        &[Edge::NictProceedingTimerF, Edge::NictTryingTimerF, Edge::NistTryingRequest, Edge::NictProceedingTimerE, Edge::NistProceedingRequest],
+        &[
+            Edge::NictProceedingTimerF,
+            Edge::NictTryingTimerF,
+            Edge::NistTryingRequest,
+            Edge::NictProceedingTimerE,
+            Edge::NistProceedingRequest,
+        ],
     );
 }
 
 #[test]
 fn connection_lost_while_ringing() {
-    check(&scenarios::connection_lost_while_ringing(), &[("calls", 1), ("answered", 0)], &[Edge::IctProceedingTransportError]);
+    check(
+        &scenarios::connection_lost_while_ringing(),
+        &[("calls", 1), ("answered", 0)],
+        &[Edge::IctProceedingTransportError],
+    );
 }

@@ -44,15 +44,21 @@ fn net(r: &Region<'_, System>) -> isize {
 
 /// Returns (bytes per transaction, wire bytes per transaction).
 fn measure(n: usize, server: bool) -> (f64, f64) {
-    let msgs: Vec<Message> = (0..n).map(|i| request(if i % 2 == 0 { "INVITE" } else { "OPTIONS" }, i)).collect();
+    let msgs: Vec<Message> = (0..n)
+        .map(|i| request(if i % 2 == 0 { "INVITE" } else { "OPTIONS" }, i))
+        .collect();
     let wire: usize = msgs.iter().map(|m| m.original_bytes().len()).sum();
     let region = Region::new(GLOBAL);
     let mut layer = TransactionLayer::<Udp>::new(Config::default()).expect("config");
     for (i, m) in msgs.into_iter().enumerate() {
         if server {
-            layer.handle_message(Time::ZERO, m, Udp(i as u32)).expect("valid");
+            layer
+                .handle_message(Time::ZERO, m, Udp(i as u32))
+                .expect("valid");
         } else {
-            layer.send_request(Time::ZERO, m, Udp(i as u32)).expect("valid");
+            layer
+                .send_request(Time::ZERO, m, Udp(i as u32))
+                .expect("valid");
         }
         // The transport and TU take their outputs at once.
         while layer.poll_transmit().is_some() {}
@@ -79,6 +85,9 @@ fn bytes_per_transaction() {
         assert!(big - wire < 1024.0, "{what}: {big} bytes per transaction");
         // Linear: per-transaction cost does not grow with the number of transactions
         // (hash map and slab growth make the small case vary by a factor below 2).
-        assert!(big < small * 2.0 && small < big * 2.0, "{what}: {small} vs {big}");
+        assert!(
+            big < small * 2.0 && small < big * 2.0,
+            "{what}: {small} vs {big}"
+        );
     }
 }

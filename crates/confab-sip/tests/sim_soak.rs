@@ -68,16 +68,42 @@ fn run(r: &Run) -> sim::UaStats {
 #[test]
 fn randomized_runs_end_clean() {
     let soak = std::env::var("CONFAB_SOAK").is_ok_and(|v| v == "1");
-    let only: Option<u64> = std::env::var("CONFAB_SOAK_SEED").ok().and_then(|s| s.parse().ok());
+    let only: Option<u64> = std::env::var("CONFAB_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok());
     let mut runs = vec![
-        Run { seed: 1, nodes: 6, loss: 0.0, calls: 300, requests: 600 },
-        Run { seed: 2, nodes: 6, loss: 0.1, calls: 400, requests: 800 },
-        Run { seed: 3, nodes: 8, loss: 0.3, calls: 400, requests: 800 },
+        Run {
+            seed: 1,
+            nodes: 6,
+            loss: 0.0,
+            calls: 300,
+            requests: 600,
+        },
+        Run {
+            seed: 2,
+            nodes: 6,
+            loss: 0.1,
+            calls: 400,
+            requests: 800,
+        },
+        Run {
+            seed: 3,
+            nodes: 8,
+            loss: 0.3,
+            calls: 400,
+            requests: 800,
+        },
     ];
     if soak {
         runs.clear();
         for seed in 100..120 {
-            runs.push(Run { seed, nodes: 10, loss: [0.0, 0.05, 0.15, 0.3][seed as usize % 4], calls: 3000, requests: 6000 });
+            runs.push(Run {
+                seed,
+                nodes: 10,
+                loss: [0.0, 0.05, 0.15, 0.3][seed as usize % 4],
+                calls: 3000,
+                requests: 6000,
+            });
         }
     }
     if let Some(seed) = only {

@@ -18,7 +18,9 @@
 //! like a 400 but that rule says drop, the row says so.
 
 use bytes::Bytes;
-use confab_sip::{parse_datagram, ContentLengthError, Disposition, HeaderName, Limits, Message, ParseErrorKind};
+use confab_sip::{
+    ContentLengthError, Disposition, HeaderName, Limits, Message, ParseErrorKind, parse_datagram,
+};
 use sipx_testkit::{rfc4475, rfc5118};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +62,11 @@ struct Row {
 }
 
 const fn row(name: &'static str, section: &'static str, expect: Expect) -> Row {
-    Row { name, section, expect }
+    Row {
+        name,
+        section,
+        expect,
+    }
 }
 
 /// RFC 4475, all 50 files of the Appendix A archive.
@@ -103,9 +109,17 @@ const RFC4475: &[Row] = &[
     row("escruri", "3.1.2.11", Rejected(Respond(400))),
     // Liberal choice: Date is not needed to route, `check()` ignores it (RFC 4475 lets an
     // element proceed); reading it is still an error naming Date.
-    row("baddate", "3.1.2.12", HeaderErr(HeaderName::Date, O::Accept)),
+    row(
+        "baddate",
+        "3.1.2.12",
+        HeaderErr(HeaderName::Date, O::Accept),
+    ),
     // Contact URI with `?` not in <>: a registrar must not store it → 400.
-    row("regbadct", "3.1.2.13", HeaderErr(HeaderName::Contact, Respond(400))),
+    row(
+        "regbadct",
+        "3.1.2.13",
+        HeaderErr(HeaderName::Contact, Respond(400)),
+    ),
     // `< sip:... >` in To: To cannot be read → drop (RFC: 400).
     row("badaspec", "3.1.2.14", HeaderErr(HeaderName::To, Drop)),
     // The archive file has no empty line after the headers: truncated → drop. With the
@@ -160,8 +174,18 @@ struct Row5118 {
     crlf_only: Expect,
 }
 
-const fn row5(name: &'static str, section: &'static str, normalised: Expect, crlf_only: Expect) -> Row5118 {
-    Row5118 { name, section, normalised, crlf_only }
+const fn row5(
+    name: &'static str,
+    section: &'static str,
+    normalised: Expect,
+    crlf_only: Expect,
+) -> Row5118 {
+    Row5118 {
+        name,
+        section,
+        normalised,
+        crlf_only,
+    }
 }
 
 /// The raw archive (bare LF) is always refused: SIP requires CRLF (RFC 3261 §7), and a
@@ -171,7 +195,12 @@ const RAW_5118: Expect = ParseErr(K::BareLf, Drop);
 const RFC5118: &[Row5118] = &[
     row5("ipv6-good", "4.1", Accept, Accept),
     // `sip:2001:db8::10`: the Request-URI does not parse ("should respond with a 400").
-    row5("ipv6-bad", "4.2", Rejected(Respond(400)), Rejected(Respond(400))),
+    row5(
+        "ipv6-bad",
+        "4.2",
+        Rejected(Respond(400)),
+        Rejected(Respond(400)),
+    ),
     // `[2001:db8::10:5070]` is an address with no port (the RFC's predicted reading).
     row5("port-ambiguous", "4.3", Accept, Accept),
     row5("port-unambiguous", "4.4", Accept, Accept),
@@ -179,7 +208,12 @@ const RFC5118: &[Row5118] = &[
     row5("via-received-param-with-delim", "4.5", Accept, Accept),
     row5("via-received-param-no-delim", "4.5", Accept, Accept),
     // Declared Content-Length 268 > 251 body octets: a datagram parse must refuse it.
-    row5("ipv6-in-sdp", "4.6", Accept, ParseErr(K::ClLarger, Respond(400))),
+    row5(
+        "ipv6-in-sdp",
+        "4.6",
+        Accept,
+        ParseErr(K::ClLarger, Respond(400)),
+    ),
     row5("mult-ip-in-header", "4.7", Accept, Accept),
     // Declared lengths smaller than the CRLF body: the body is truncated to them
     // (RFC 3261 §18.3) and the message still parses; see `sdp_bodies_are_truncated`.
@@ -187,8 +221,18 @@ const RFC5118: &[Row5118] = &[
     row5("ipv4-mapped-ipv6", "4.9", Accept, Accept),
     // Three colons tolerated (RFC 5118 §4.10). The archive files have no terminating empty
     // line, so the CRLF-only form is truncated.
-    row5("ipv6-bug-abnf-3-colons", "4.10", Accept, ParseErr(K::Truncated, Drop)),
-    row5("ipv6-correct-abnf-2-colons", "4.10", Accept, ParseErr(K::Truncated, Drop)),
+    row5(
+        "ipv6-bug-abnf-3-colons",
+        "4.10",
+        Accept,
+        ParseErr(K::Truncated, Drop),
+    ),
+    row5(
+        "ipv6-correct-abnf-2-colons",
+        "4.10",
+        Accept,
+        ParseErr(K::Truncated, Drop),
+    ),
 ];
 
 fn kind_of(k: &ParseErrorKind) -> Option<K> {
@@ -220,12 +264,20 @@ fn run(label: &str, bytes: &[u8], expect: Expect) -> Result<Option<Message>, Str
                 return Err(format!("{label}: expected {k:?}, got {:?}", e.kind()));
             }
             if outcome_of(e.disposition()) != o {
-                return Err(format!("{label}: expected {o:?}, got {:?} ({})", e.disposition(), e.kind()));
+                return Err(format!(
+                    "{label}: expected {o:?}, got {:?} ({})",
+                    e.disposition(),
+                    e.kind()
+                ));
             }
             Ok(None)
         }
         (ParseErr(k, _), Ok(_)) => Err(format!("{label}: expected parse error {k:?}, it parsed")),
-        (_, Err(e)) => Err(format!("{label}: expected to parse, got {} ({:?})", e.kind(), e.disposition())),
+        (_, Err(e)) => Err(format!(
+            "{label}: expected to parse, got {} ({:?})",
+            e.kind(),
+            e.disposition()
+        )),
         (expect, Ok(m)) => {
             // lossless: serialization is the message's bytes (a prefix of the datagram when
             // it had trailing octets, as dblreq does)
@@ -233,7 +285,8 @@ fn run(label: &str, bytes: &[u8], expect: Expect) -> Result<Option<Message>, Str
             if !bytes.starts_with(&out) || out.len() != m.original_bytes().len() {
                 return Err(format!("{label}: serialization is not the input"));
             }
-            let reparsed = Message::parse(&out).map_err(|e| format!("{label}: reparse failed: {e}"))?;
+            let reparsed =
+                Message::parse(&out).map_err(|e| format!("{label}: reparse failed: {e}"))?;
             if reparsed != m {
                 return Err(format!("{label}: reparse differs"));
             }
@@ -247,16 +300,24 @@ fn run(label: &str, bytes: &[u8], expect: Expect) -> Result<Option<Message>, Str
                 Accept | Rejected(_) if !errors.is_empty() => {
                     return Err(format!("{label}: typed headers should parse: {errors:?}"));
                 }
-                Accept if got != O::Accept => return Err(format!("{label}: check() rejected: {}", check.unwrap_err())),
+                Accept if got != O::Accept => {
+                    return Err(format!("{label}: check() rejected: {}", check.unwrap_err()));
+                }
                 Rejected(o) if got != o || o == O::Accept => {
-                    return Err(format!("{label}: expected check() → {o:?}, got {got:?} ({check:?})"));
+                    return Err(format!(
+                        "{label}: expected check() → {o:?}, got {got:?} ({check:?})"
+                    ));
                 }
                 HeaderErr(h, o) => {
                     if !errors.iter().any(|e| e.header == h) {
-                        return Err(format!("{label}: expected a {h} header error, got {errors:?}"));
+                        return Err(format!(
+                            "{label}: expected a {h} header error, got {errors:?}"
+                        ));
                     }
                     if got != o {
-                        return Err(format!("{label}: expected check() → {o:?}, got {got:?} ({check:?})"));
+                        return Err(format!(
+                            "{label}: expected check() → {o:?}, got {got:?} ({check:?})"
+                        ));
                     }
                 }
                 _ => {}
@@ -270,12 +331,19 @@ fn run(label: &str, bytes: &[u8], expect: Expect) -> Result<Option<Message>, Str
 fn rfc4475_table_covers_the_archive_exactly() {
     for c in rfc4475::CASES {
         let Some(r) = RFC4475.iter().find(|r| r.name == c.name) else {
-            panic!("RFC 4475 case {} ({}) is not in the table", c.name, c.section);
+            panic!(
+                "RFC 4475 case {} ({}) is not in the table",
+                c.name, c.section
+            );
         };
         assert_eq!(r.section, c.section, "{}: section", c.name);
     }
     for r in RFC4475 {
-        assert!(rfc4475::case(r.name).is_some(), "table row {} is not in the corpus", r.name);
+        assert!(
+            rfc4475::case(r.name).is_some(),
+            "table row {} is not in the corpus",
+            r.name
+        );
     }
     assert_eq!(RFC4475.len(), rfc4475::CASES.len());
 }
@@ -284,7 +352,10 @@ fn rfc4475_table_covers_the_archive_exactly() {
 fn rfc5118_table_covers_the_archive_exactly() {
     for c in rfc5118::CASES {
         let Some(r) = RFC5118.iter().find(|r| r.name == c.name) else {
-            panic!("RFC 5118 case {} ({}) is not in the table", c.name, c.section);
+            panic!(
+                "RFC 5118 case {} ({}) is not in the table",
+                c.name, c.section
+            );
         };
         assert_eq!(r.section, c.section, "{}: section", c.name);
     }
@@ -300,7 +371,12 @@ fn rfc4475_outcomes() {
             failures.push(e);
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 fn crlf_only(b: &[u8]) -> Vec<u8> {
@@ -329,7 +405,12 @@ fn rfc5118_outcomes_raw_crlf_and_normalised() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 /// The two SDP messages whose declared Content-Length is smaller than their CRLF body:
@@ -349,19 +430,35 @@ fn sdp_bodies_are_truncated_to_the_declared_length() {
 fn rfc5118_ipv6_details() {
     use confab_sip::{Host, Uri};
     let m = Message::parse(&rfc5118::case("port-ambiguous").unwrap().wire()).unwrap();
-    let Some(Ok(Uri::Sip(u))) = m.request_uri() else { panic!() };
+    let Some(Ok(Uri::Sip(u))) = m.request_uri() else {
+        panic!()
+    };
     assert_eq!(u.host, Host::Ipv6("2001:db8::10:5070".parse().unwrap()));
     assert_eq!(u.port, None);
     let m = Message::parse(&rfc5118::case("port-unambiguous").unwrap().wire()).unwrap();
-    let Some(Ok(Uri::Sip(u))) = m.request_uri() else { panic!() };
-    assert_eq!((u.host, u.port), (Host::Ipv6("2001:db8::10".parse().unwrap()), Some(5070)));
-    for name in ["via-received-param-with-delim", "via-received-param-no-delim"] {
+    let Some(Ok(Uri::Sip(u))) = m.request_uri() else {
+        panic!()
+    };
+    assert_eq!(
+        (u.host, u.port),
+        (Host::Ipv6("2001:db8::10".parse().unwrap()), Some(5070))
+    );
+    for name in [
+        "via-received-param-with-delim",
+        "via-received-param-no-delim",
+    ] {
         let m = Message::parse(&rfc5118::case(name).unwrap().wire()).unwrap();
         let v = m.top_via().unwrap().unwrap();
-        assert_eq!(v.received, Some("2001:db8::9:255".parse().unwrap()), "{name}");
+        assert_eq!(
+            v.received,
+            Some("2001:db8::9:255".parse().unwrap()),
+            "{name}"
+        );
     }
     let m = Message::parse(&rfc5118::case("ipv6-bug-abnf-3-colons").unwrap().wire()).unwrap();
-    let Some(Ok(Uri::Sip(u))) = m.request_uri() else { panic!() };
+    let Some(Ok(Uri::Sip(u))) = m.request_uri() else {
+        panic!()
+    };
     assert_eq!(u.host, Host::Ipv6("2001:db8::192.0.2.1".parse().unwrap()));
     // serialization keeps the three colons as written
     assert!(m.to_bytes().windows(3).any(|w| w == b":::"));
@@ -404,7 +501,10 @@ fn agreement_with_the_testkit_classification() {
         };
         let listed = differs.iter().any(|(n, _)| *n == r.name);
         if agrees == listed {
-            mismatches.push(format!("{} (testkit {:?}, ours {:?}, listed {listed})", r.name, c.expect, r.expect));
+            mismatches.push(format!(
+                "{} (testkit {:?}, ours {:?}, listed {listed})",
+                r.name, c.expect, r.expect
+            ));
         }
     }
     for r in RFC5118 {
@@ -417,7 +517,10 @@ fn agreement_with_the_testkit_classification() {
             _ => false,
         };
         if !agrees {
-            mismatches.push(format!("{} (testkit {:?}, ours {:?})", r.name, c.expect, r.normalised));
+            mismatches.push(format!(
+                "{} (testkit {:?}, ours {:?})",
+                r.name, c.expect, r.normalised
+            ));
         }
     }
     assert!(mismatches.is_empty(), "{mismatches:#?}");

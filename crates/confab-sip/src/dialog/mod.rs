@@ -53,7 +53,11 @@ pub struct DialogId {
 
 impl fmt::Display for DialogId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{};local={};remote={}", self.call_id, self.local_tag, self.remote_tag)
+        write!(
+            f,
+            "{};local={};remote={}",
+            self.call_id, self.local_tag, self.remote_tag
+        )
     }
 }
 
@@ -162,7 +166,11 @@ pub struct Dialog {
 }
 
 fn name_addr<'m>(m: &'m Message, h: HeaderName) -> Result<NameAddr<'m>, DialogError> {
-    let r = if h == HeaderName::From { m.from() } else { m.to() };
+    let r = if h == HeaderName::From {
+        m.from()
+    } else {
+        m.to()
+    };
     r.and_then(Result::ok).ok_or(DialogError::Header(h))
 }
 
@@ -192,11 +200,15 @@ fn record_route(m: &Message) -> Result<Vec<Box<str>>, DialogError> {
 }
 
 fn cseq_of(m: &Message) -> Result<crate::headers::CSeq, DialogError> {
-    m.cseq().and_then(Result::ok).ok_or(DialogError::Header(HeaderName::CSeq))
+    m.cseq()
+        .and_then(Result::ok)
+        .ok_or(DialogError::Header(HeaderName::CSeq))
 }
 
 fn call_id_of(m: &Message) -> Result<&str, DialogError> {
-    m.call_id().and_then(Result::ok).ok_or(DialogError::Header(HeaderName::CallId))
+    m.call_id()
+        .and_then(Result::ok)
+        .ok_or(DialogError::Header(HeaderName::CallId))
 }
 
 fn is_sips(m: &Message) -> bool {
@@ -259,7 +271,11 @@ impl Dialog {
     ///
     /// # Errors
     /// [`DialogError::NoFromTag`] or a missing header.
-    pub fn uas(request: &Message, local_tag: &str, state: DialogState) -> Result<Dialog, DialogError> {
+    pub fn uas(
+        request: &Message,
+        local_tag: &str,
+        state: DialogState,
+    ) -> Result<Dialog, DialogError> {
         let from = name_addr(request, HeaderName::From)?;
         let to = name_addr(request, HeaderName::To)?;
         let remote_tag = from.tag().ok_or(DialogError::NoFromTag)?;
@@ -515,7 +531,11 @@ impl Dialog {
     ///
     /// # Errors
     /// [`DialogError::Terminated`] (except for ACK), [`DialogError::Build`].
-    pub fn request(&mut self, method: Method, ack_seq: Option<u32>) -> Result<RequestBuilder, DialogError> {
+    pub fn request(
+        &mut self,
+        method: Method,
+        ack_seq: Option<u32>,
+    ) -> Result<RequestBuilder, DialogError> {
         if self.state == DialogState::Terminated && method != Method::Ack {
             return Err(DialogError::Terminated);
         }
@@ -527,10 +547,7 @@ impl Dialog {
                 s
             }
         };
-        let strict = self
-            .route_set
-            .first()
-            .is_some_and(|r| !route_is_loose(r));
+        let strict = self.route_set.first().is_some_and(|r| !route_is_loose(r));
         let (ruri, routes): (String, Vec<&str>) = if strict {
             let first = strip_brackets(&self.route_set[0]);
             let mut routes: Vec<&str> = self.route_set[1..].iter().map(|r| &**r).collect();
@@ -689,7 +706,11 @@ impl Dialogs {
 
     /// Every dialog created by the request with this Call-ID and local (From) tag: the
     /// early dialogs of a forked INVITE, the subscriptions of a forked SUBSCRIBE.
-    pub fn forks_mut(&mut self, call_id: &str, local_tag: &str) -> impl Iterator<Item = &mut Dialog> {
+    pub fn forks_mut(
+        &mut self,
+        call_id: &str,
+        local_tag: &str,
+    ) -> impl Iterator<Item = &mut Dialog> {
         set_key(&mut self.scratch, call_id, local_tag);
         self.sets
             .get_mut(self.scratch.as_str())
@@ -739,7 +760,10 @@ impl Dialogs {
             // Ends every early dialog of this INVITE (forks included); a confirmed dialog
             // (re-INVITE failure) survives unless 481/408.
             let mut ended = None;
-            let creates = request.to().and_then(Result::ok).is_some_and(|t| t.tag().is_none());
+            let creates = request
+                .to()
+                .and_then(Result::ok)
+                .is_some_and(|t| t.tag().is_none());
             let remote = to.tag().unwrap_or("");
             for d in self.forks_mut(cid, local) {
                 if (creates && d.state == DialogState::Early)
@@ -764,8 +788,12 @@ impl Dialogs {
             return Ok(Some((id, st)));
         }
         let creating = matches!(method, Method::Invite | Method::Subscribe | Method::Refer)
-            && request.to().and_then(Result::ok).is_some_and(|t| t.tag().is_none());
-        if creating && (101..=299).contains(&status) && !(method != Method::Invite && status < 200) {
+            && request
+                .to()
+                .and_then(Result::ok)
+                .is_some_and(|t| t.tag().is_none());
+        if creating && (101..=299).contains(&status) && !(method != Method::Invite && status < 200)
+        {
             let d = Dialog::uac(request, response)?;
             let out = (d.id.clone(), d.state);
             self.insert(d);

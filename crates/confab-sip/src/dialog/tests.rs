@@ -24,7 +24,10 @@ fn answer(req: &Message, code: u16, tag: &str, contact: &str) -> Message {
         .unwrap()
         .to_tag(tag)
         .header(HeaderName::Contact, contact)
-        .header(HeaderName::RecordRoute, "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>")
+        .header(
+            HeaderName::RecordRoute,
+            "<sip:p2.example.com;lr>, <sip:p1.example.com;lr>",
+        )
         .build()
         .unwrap()
 }
@@ -43,7 +46,13 @@ fn uac_early_dialogs_per_fork_then_confirmed_by_2xx() {
     assert_eq!(d.role(), Role::Uac);
     assert_eq!(d.remote_target(), "sip:bob@192.0.2.4");
     // UAC route set: Record-Route reversed.
-    assert_eq!(d.route_set(), &["<sip:p1.example.com;lr>".into(), "<sip:p2.example.com;lr>".into()] as &[Box<str>]);
+    assert_eq!(
+        d.route_set(),
+        &[
+            "<sip:p1.example.com;lr>".into(),
+            "<sip:p2.example.com;lr>".into()
+        ] as &[Box<str>]
+    );
     assert_eq!(d.local_seq(), Some(1));
     // 2xx from fork 1 confirms it; the other stays early until the final response.
     let ok = answer(&inv, 200, "b1", "<sip:bob@192.0.2.44>");
@@ -57,8 +66,10 @@ fn uac_early_dialogs_per_fork_then_confirmed_by_2xx() {
 fn non_2xx_final_ends_every_early_dialog() {
     let inv = invite();
     let mut ds = Dialogs::new();
-    ds.handle_uac_response(&inv, &answer(&inv, 180, "b1", "<sip:b@h1>")).unwrap();
-    ds.handle_uac_response(&inv, &answer(&inv, 180, "b2", "<sip:b@h2>")).unwrap();
+    ds.handle_uac_response(&inv, &answer(&inv, 180, "b1", "<sip:b@h1>"))
+        .unwrap();
+    ds.handle_uac_response(&inv, &answer(&inv, 180, "b2", "<sip:b@h2>"))
+        .unwrap();
     let busy = answer(&inv, 486, "b2", "<sip:b@h2>");
     let r = ds.handle_uac_response(&inv, &busy).unwrap();
     assert_eq!(r.map(|x| x.1), Some(DialogState::Terminated));
@@ -70,7 +81,11 @@ fn uas_cseq_rules_target_refresh_and_bye() {
     let inv = invite();
     let mut d = Dialog::uas(&inv, "b1", DialogState::Early).unwrap();
     assert_eq!(d.route_set().len(), 2);
-    assert_eq!(d.route_set()[0].as_ref(), "<sip:p2.example.com;lr>", "UAS keeps Record-Route order");
+    assert_eq!(
+        d.route_set()[0].as_ref(),
+        "<sip:p2.example.com;lr>",
+        "UAS keeps Record-Route order"
+    );
     d.confirm();
     let reinvite = msg("INVITE sip:bob@192.0.2.4 SIP/2.0\n\
 Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnew\n\
@@ -110,27 +125,53 @@ fn in_dialog_requests_loose_and_strict_routing() {
         .build()
         .unwrap();
     assert_eq!(bye.request_uri_bytes(), Some(&b"sip:bob@192.0.2.4"[..]));
-    let routes: Vec<_> = bye.routes().map(|r| r.unwrap().uri_str.to_owned()).collect();
+    let routes: Vec<_> = bye
+        .routes()
+        .map(|r| r.unwrap().uri_str.to_owned())
+        .collect();
     assert_eq!(routes, ["sip:p1.example.com;lr", "sip:p2.example.com;lr"]);
     assert_eq!(bye.cseq().unwrap().unwrap().seq, 2);
     assert_eq!(bye.to().unwrap().unwrap().tag(), Some("b1"));
     assert_eq!(bye.from().unwrap().unwrap().tag(), Some("9fxced76sl"));
-    let ack = d.request(Method::Ack, Some(1)).unwrap().via("SIP/2.0/UDP h;branch=z9hG4bKa").build().unwrap();
+    let ack = d
+        .request(Method::Ack, Some(1))
+        .unwrap()
+        .via("SIP/2.0/UDP h;branch=z9hG4bKa")
+        .build()
+        .unwrap();
     assert_eq!(ack.cseq().unwrap().unwrap().seq, 1);
-    assert_eq!(d.local_seq(), Some(2), "ACK does not advance the local CSeq");
+    assert_eq!(
+        d.local_seq(),
+        Some(2),
+        "ACK does not advance the local CSeq"
+    );
 
     // Strict router first (no lr): it goes in the Request-URI, remote target last in Route.
     let strict = ResponseBuilder::reply_to(&inv, 200)
         .unwrap()
         .to_tag("b9")
         .header(HeaderName::Contact, "<sip:bob@192.0.2.4>")
-        .header(HeaderName::RecordRoute, "<sip:p2.example.com;lr>, <sip:strict.example.com>")
+        .header(
+            HeaderName::RecordRoute,
+            "<sip:p2.example.com;lr>, <sip:strict.example.com>",
+        )
         .build()
         .unwrap();
     let mut d = Dialog::uac(&inv, &strict).unwrap();
-    let bye = d.request(Method::Bye, None).unwrap().via("SIP/2.0/UDP h;branch=z9hG4bKs").build().unwrap();
-    assert_eq!(bye.request_uri_bytes(), Some(&b"sip:strict.example.com"[..]));
-    let routes: Vec<_> = bye.routes().map(|r| r.unwrap().uri_str.to_owned()).collect();
+    let bye = d
+        .request(Method::Bye, None)
+        .unwrap()
+        .via("SIP/2.0/UDP h;branch=z9hG4bKs")
+        .build()
+        .unwrap();
+    assert_eq!(
+        bye.request_uri_bytes(),
+        Some(&b"sip:strict.example.com"[..])
+    );
+    let routes: Vec<_> = bye
+        .routes()
+        .map(|r| r.unwrap().uri_str.to_owned())
+        .collect();
     assert_eq!(routes, ["sip:p2.example.com;lr", "sip:bob@192.0.2.4"]);
 }
 
@@ -146,12 +187,42 @@ fn dialog_ending_responses() {
         let r = answer(&inv, status, "b1", "<sip:b@h>");
         assert_eq!(d.handle_response(&method, &r).unwrap(), expected);
     }
-    check(Method::Bye, 481, DialogState::Confirmed, DialogState::Terminated);
-    check(Method::Info, 408, DialogState::Confirmed, DialogState::Terminated);
-    check(Method::Invite, 486, DialogState::Confirmed, DialogState::Confirmed);
-    check(Method::Invite, 486, DialogState::Early, DialogState::Terminated);
-    check(Method::Invite, 200, DialogState::Early, DialogState::Confirmed);
-    check(Method::Info, 500, DialogState::Confirmed, DialogState::Confirmed);
+    check(
+        Method::Bye,
+        481,
+        DialogState::Confirmed,
+        DialogState::Terminated,
+    );
+    check(
+        Method::Info,
+        408,
+        DialogState::Confirmed,
+        DialogState::Terminated,
+    );
+    check(
+        Method::Invite,
+        486,
+        DialogState::Confirmed,
+        DialogState::Confirmed,
+    );
+    check(
+        Method::Invite,
+        486,
+        DialogState::Early,
+        DialogState::Terminated,
+    );
+    check(
+        Method::Invite,
+        200,
+        DialogState::Early,
+        DialogState::Confirmed,
+    );
+    check(
+        Method::Info,
+        500,
+        DialogState::Confirmed,
+        DialogState::Confirmed,
+    );
 }
 
 #[test]
@@ -179,15 +250,26 @@ Content-Length: 0\n\n");
     assert_eq!(d.id().remote_tag.as_ref(), "n1");
     assert_eq!(d.remote_target(), "sip:pa@pa.example.com");
     assert_eq!(d.state(), DialogState::Confirmed);
-    let presence = Usage::Subscription { event: "presence".into(), id: None };
+    let presence = Usage::Subscription {
+        event: "presence".into(),
+        id: None,
+    };
     assert_eq!(d.usages(), &[presence.clone()]);
-    let winfo = Usage::Subscription { event: "presence.winfo".into(), id: Some("7".into()) };
+    let winfo = Usage::Subscription {
+        event: "presence.winfo".into(),
+        id: Some("7".into()),
+    };
     d.add_usage(winfo.clone());
     assert_eq!(d.end_usage(&presence), DialogState::Confirmed);
     assert_eq!(d.end_usage(&winfo), DialogState::Terminated);
     // A NOTIFY for someone else's SUBSCRIBE does not create a dialog.
-    let other = msg(&String::from_utf8_lossy(notify.original_bytes()).replace("tag=w1", "tag=zz").replace("\r\n", "\n"));
-    assert_eq!(Dialog::from_notify(&sub, &other), Err(DialogError::Mismatch));
+    let other = msg(&String::from_utf8_lossy(notify.original_bytes())
+        .replace("tag=w1", "tag=zz")
+        .replace("\r\n", "\n"));
+    assert_eq!(
+        Dialog::from_notify(&sub, &other),
+        Err(DialogError::Mismatch)
+    );
 }
 
 #[test]
@@ -196,15 +278,26 @@ fn requests_route_to_dialogs_or_481() {
     let mut ds = Dialogs::new();
     ds.insert(Dialog::uas(&inv, "b1", DialogState::Confirmed).unwrap());
     let mk = |to_tag: &str| {
-        msg(&format!("BYE sip:bob@192.0.2.4 SIP/2.0\n\
+        msg(&format!(
+            "BYE sip:bob@192.0.2.4 SIP/2.0\n\
 Via: SIP/2.0/UDP h;branch=z9hG4bKx\n\
 From: Alice <sip:alice@atlanta.example.com>;tag=9fxced76sl\n\
 To: Bob <sip:bob@biloxi.example.com>{to_tag}\n\
 Call-ID: 3848276298220188511@atlanta.example.com\n\
 CSeq: 2 BYE\n\
-Content-Length: 0\n\n"))
+Content-Length: 0\n\n"
+        ))
     };
-    assert!(matches!(ds.route_request(&mk(";tag=b1")), RequestMatch::Dialog(_)));
-    assert!(matches!(ds.route_request(&mk(";tag=zz")), RequestMatch::NoDialog));
-    assert!(matches!(ds.route_request(&mk("")), RequestMatch::OutOfDialog));
+    assert!(matches!(
+        ds.route_request(&mk(";tag=b1")),
+        RequestMatch::Dialog(_)
+    ));
+    assert!(matches!(
+        ds.route_request(&mk(";tag=zz")),
+        RequestMatch::NoDialog
+    ));
+    assert!(matches!(
+        ds.route_request(&mk("")),
+        RequestMatch::OutOfDialog
+    ));
 }

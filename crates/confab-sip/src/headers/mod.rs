@@ -358,7 +358,14 @@ impl Message {
         out.extend(self.proxy_authorizations().filter_map(Result::err));
         out.extend(self.www_authenticates().filter_map(Result::err));
         out.extend(self.proxy_authenticates().filter_map(Result::err));
-        for it in [self.supported(), self.require(), self.proxy_require(), self.unsupported(), self.allow(), self.allow_events()] {
+        for it in [
+            self.supported(),
+            self.require(),
+            self.proxy_require(),
+            self.unsupported(),
+            self.allow(),
+            self.allow_events(),
+        ] {
             out.extend(it.filter_map(Result::err));
         }
         out.extend(e(self.event()));

@@ -294,7 +294,9 @@ pub fn transition(kind: Kind, from: State, input: Input) -> Result<Edge, NoEdge>
         (K::InviteClient, S::Proceeding, Recv2xx) => E::IctProceeding2xx,
         (K::InviteClient, S::Proceeding, Recv3xx6xx) => E::IctProceeding3xx6xx,
         (K::InviteClient, S::Proceeding, TransportError) => E::IctProceedingTransportError,
-        (K::InviteClient, S::Proceeding, Input::Timer(T::CancelGuard)) => E::IctProceedingCancelGuard,
+        (K::InviteClient, S::Proceeding, Input::Timer(T::CancelGuard)) => {
+            E::IctProceedingCancelGuard
+        }
         (K::InviteClient, S::Completed, Recv3xx6xx) => E::IctCompleted3xx6xx,
         (K::InviteClient, S::Completed, TransportError) => E::IctCompletedTransportError,
         (K::InviteClient, S::Completed, Input::Timer(T::D)) => E::IctCompletedTimerD,
@@ -330,7 +332,9 @@ pub fn transition(kind: Kind, from: State, input: Input) -> Result<Edge, NoEdge>
         (K::InviteServer, S::Accepted, RecvRetransmit) => E::IstAcceptedInvite,
         (K::InviteServer, S::Accepted, RecvAck) => E::IstAcceptedAck,
         (K::InviteServer, S::Accepted, Send2xx) => E::IstAccepted2xx,
-        (K::InviteServer, S::Accepted, Input::Timer(T::Retransmit2xx)) => E::IstAcceptedRetransmit2xx,
+        (K::InviteServer, S::Accepted, Input::Timer(T::Retransmit2xx)) => {
+            E::IstAcceptedRetransmit2xx
+        }
         (K::InviteServer, S::Accepted, TransportError) => E::IstAcceptedTransportError,
         (K::InviteServer, S::Accepted, Input::Timer(T::L)) => E::IstAcceptedTimerL,
 
@@ -421,16 +425,71 @@ mod tests {
         fn check(kind: Kind, from: State, input: Input, expected: NoEdge) {
             assert_eq!(transition(kind, from, input), Err(expected));
         }
-        check(Kind::InviteServer, State::Completed, Send2xx, NoEdge::Illegal);
-        check(Kind::InviteServer, State::Accepted, Send3xx6xx, NoEdge::Illegal);
-        check(Kind::InviteServer, State::Confirmed, Send1xx, NoEdge::Illegal);
-        check(Kind::NonInviteServer, State::Completed, SendFinal, NoEdge::Illegal);
-        check(Kind::NonInviteServer, State::Trying, TransportError, NoEdge::Illegal);
-        check(Kind::InviteClient, State::Calling, TuRequest, NoEdge::Illegal);
-        check(Kind::InviteClient, State::Accepted, Recv3xx6xx, NoEdge::Absorb);
-        check(Kind::InviteClient, State::Completed, Recv1xx, NoEdge::Absorb);
-        check(Kind::NonInviteClient, State::Completed, RecvFinal, NoEdge::Absorb);
-        check(Kind::InviteServer, State::Confirmed, RecvAck, NoEdge::Absorb);
-        check(Kind::InviteServer, State::Proceeding, Input::Timer(T::G), NoEdge::Absorb);
+        check(
+            Kind::InviteServer,
+            State::Completed,
+            Send2xx,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::InviteServer,
+            State::Accepted,
+            Send3xx6xx,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::InviteServer,
+            State::Confirmed,
+            Send1xx,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::NonInviteServer,
+            State::Completed,
+            SendFinal,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::NonInviteServer,
+            State::Trying,
+            TransportError,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::InviteClient,
+            State::Calling,
+            TuRequest,
+            NoEdge::Illegal,
+        );
+        check(
+            Kind::InviteClient,
+            State::Accepted,
+            Recv3xx6xx,
+            NoEdge::Absorb,
+        );
+        check(
+            Kind::InviteClient,
+            State::Completed,
+            Recv1xx,
+            NoEdge::Absorb,
+        );
+        check(
+            Kind::NonInviteClient,
+            State::Completed,
+            RecvFinal,
+            NoEdge::Absorb,
+        );
+        check(
+            Kind::InviteServer,
+            State::Confirmed,
+            RecvAck,
+            NoEdge::Absorb,
+        );
+        check(
+            Kind::InviteServer,
+            State::Proceeding,
+            Input::Timer(T::G),
+            NoEdge::Absorb,
+        );
     }
 }

@@ -152,11 +152,7 @@ fn header_str(msg: &Message, name: HeaderName) -> Result<&str, BuildError> {
 
 /// The request line URI, top Via, From, Call-ID, CSeq number and Route set shared by ACK
 /// (§17.1.1.3) and CANCEL (§9.1).
-fn derived_request(
-    original: &Message,
-    method: Method,
-    to: &str,
-) -> Result<Message, BuildError> {
+fn derived_request(original: &Message, method: Method, to: &str) -> Result<Message, BuildError> {
     let uri = original
         .request_uri_bytes()
         .and_then(|u| std::str::from_utf8(u).ok())
@@ -231,10 +227,17 @@ Content-Length: 0\n\n";
             skey(&inv, None),
             "SINVITE\nz9hG4bKkjshdyff\npc33.atlanta.com:5060"
         );
-        let ack = msg(&INVITE.replace("INVITE sip", "ACK sip").replace("986759 INVITE", "986759 ACK"));
+        let ack = msg(&INVITE
+            .replace("INVITE sip", "ACK sip")
+            .replace("986759 INVITE", "986759 ACK"));
         assert_eq!(skey(&ack, None), skey(&inv, None));
-        let cancel = msg(&INVITE.replace("INVITE sip", "CANCEL sip").replace("986759 INVITE", "986759 CANCEL"));
-        assert_eq!(skey(&cancel, None), "SCANCEL\nz9hG4bKkjshdyff\npc33.atlanta.com:5060");
+        let cancel = msg(&INVITE
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("986759 INVITE", "986759 CANCEL"));
+        assert_eq!(
+            skey(&cancel, None),
+            "SCANCEL\nz9hG4bKkjshdyff\npc33.atlanta.com:5060"
+        );
         assert_eq!(skey(&cancel, Some(&Method::Invite)), skey(&inv, None));
         let mut out = Vec::new();
         client_key_for_request(&inv, &mut out).unwrap();
@@ -246,21 +249,26 @@ Content-Length: 0\n\n";
         let old = INVITE.replace("branch=z9hG4bKkjshdyff", "branch=1234");
         let inv = msg(&old);
         let k = skey(&inv, None);
-        assert!(k.starts_with("LINVITE\nsip:bob@biloxi.com\n\n88sja8x\n987asjd97y7atg\n986759\nSIP/2.0/UDP PC33"), "{k}");
-        let ack = msg(
-            &old.replace("INVITE sip", "ACK sip")
-                .replace("986759 INVITE", "986759 ACK")
-                .replace("<sip:bob@biloxi.com>\n", "<sip:bob@biloxi.com>;tag=xyz\n"),
+        assert!(
+            k.starts_with(
+                "LINVITE\nsip:bob@biloxi.com\n\n88sja8x\n987asjd97y7atg\n986759\nSIP/2.0/UDP PC33"
+            ),
+            "{k}"
         );
+        let ack = msg(&old
+            .replace("INVITE sip", "ACK sip")
+            .replace("986759 INVITE", "986759 ACK")
+            .replace("<sip:bob@biloxi.com>\n", "<sip:bob@biloxi.com>;tag=xyz\n"));
         assert_eq!(skey(&ack, None), k);
-        let cancel = msg(&old.replace("INVITE sip", "CANCEL sip").replace("986759 INVITE", "986759 CANCEL"));
+        let cancel = msg(&old
+            .replace("INVITE sip", "CANCEL sip")
+            .replace("986759 INVITE", "986759 CANCEL"));
         assert_eq!(skey(&cancel, Some(&Method::Invite)), k);
         // A non-INVITE keeps the To tag in its key.
-        let bye = msg(
-            &old.replace("INVITE sip", "BYE sip")
-                .replace("986759 INVITE", "986760 BYE")
-                .replace("<sip:bob@biloxi.com>\n", "<sip:bob@biloxi.com>;tag=xyz\n"),
-        );
+        let bye = msg(&old
+            .replace("INVITE sip", "BYE sip")
+            .replace("986759 INVITE", "986760 BYE")
+            .replace("<sip:bob@biloxi.com>\n", "<sip:bob@biloxi.com>;tag=xyz\n"));
         assert!(skey(&bye, None).contains("\nxyz\n88sja8x\n"));
     }
 
@@ -279,7 +287,10 @@ Content-Length: 0\n\n");
         assert_eq!(ack.method(), Some(&Method::Ack));
         assert_eq!(ack.request_uri_bytes(), Some(&b"sip:bob@biloxi.com"[..]));
         assert_eq!(ack.vias().count(), 1);
-        assert_eq!(ack.top_via().unwrap().unwrap().branch, Some("z9hG4bKkjshdyff"));
+        assert_eq!(
+            ack.top_via().unwrap().unwrap().branch,
+            Some("z9hG4bKkjshdyff")
+        );
         assert_eq!(ack.to().unwrap().unwrap().tag(), Some("99sa0xk"));
         assert_eq!(ack.cseq().unwrap().unwrap().seq, 986759);
         assert_eq!(ack.cseq().unwrap().unwrap().method, Method::Ack);

@@ -599,9 +599,9 @@ impl<F: Flow> TransactionLayer<F> {
         self.timers.maybe_compact(self.armed, |e| {
             slots.get(e.owner as usize).is_some_and(|s| {
                 s.generation == e.generation
-                    && s.tx.as_ref().is_some_and(|t| {
-                        t.timers[e.tag as usize].is_some_and(|(_, at)| at == e.at)
-                    })
+                    && s.tx
+                        .as_ref()
+                        .is_some_and(|t| t.timers[e.tag as usize].is_some_and(|(_, at)| at == e.at))
             })
         });
     }
@@ -744,7 +744,12 @@ impl<F: Flow> TransactionLayer<F> {
     /// # Errors
     /// [`SendError::NotARequest`], [`SendError::AckIsStateless`], [`SendError::NoVia`],
     /// [`SendError::NoBranch`], [`SendError::DuplicateBranch`].
-    pub fn send_request(&mut self, now: Time, request: Message, flow: F) -> Result<TxId, SendError> {
+    pub fn send_request(
+        &mut self,
+        now: Time,
+        request: Message,
+        flow: F,
+    ) -> Result<TxId, SendError> {
         let kind = match request.method() {
             None => return Err(SendError::NotARequest),
             Some(Method::Ack) => return Err(SendError::AckIsStateless),
@@ -771,7 +776,12 @@ impl<F: Flow> TransactionLayer<F> {
     /// [`SendError::UnknownTransaction`], [`SendError::NotAResponse`],
     /// [`SendError::WrongKind`] (a client transaction),
     /// [`SendError::IllegalTransition`] (e.g. a second final response).
-    pub fn send_response(&mut self, now: Time, tx: TxId, response: Message) -> Result<(), SendError> {
+    pub fn send_response(
+        &mut self,
+        now: Time,
+        tx: TxId,
+        response: Message,
+    ) -> Result<(), SendError> {
         let code = response.status().ok_or(SendError::NotAResponse)?;
         let t = self.get(tx).ok_or(SendError::UnknownTransaction(tx))?;
         let input = match (t.kind, code) {
@@ -783,11 +793,12 @@ impl<F: Flow> TransactionLayer<F> {
             (Kind::InviteServer, _) => Input::Send3xx6xx,
             (Kind::NonInviteServer, _) => Input::SendFinal,
         };
-        let edge = transition(t.kind, t.state, input).map_err(|_| SendError::IllegalTransition {
-            kind: t.kind,
-            state: t.state,
-            input,
-        })?;
+        let edge =
+            transition(t.kind, t.state, input).map_err(|_| SendError::IllegalTransition {
+                kind: t.kind,
+                state: t.state,
+                input,
+            })?;
         let t = self.tx(tx);
         t.wire = response.to_bytes();
         t.request = None;
@@ -803,7 +814,12 @@ impl<F: Flow> TransactionLayer<F> {
     /// # Errors
     /// As [`TransactionLayer::send_response`]; also [`SendError::WrongKind`] for a
     /// non-INVITE transaction and [`SendError::IllegalTransition`] for a non-2xx.
-    pub fn send_2xx_until_ack(&mut self, now: Time, tx: TxId, response: Message) -> Result<(), SendError> {
+    pub fn send_2xx_until_ack(
+        &mut self,
+        now: Time,
+        tx: TxId,
+        response: Message,
+    ) -> Result<(), SendError> {
         let t = self.get(tx).ok_or(SendError::UnknownTransaction(tx))?;
         if t.kind != Kind::InviteServer {
             return Err(SendError::WrongKind(tx, t.kind));
@@ -859,11 +875,16 @@ impl<F: Flow> TransactionLayer<F> {
     /// # Errors
     /// [`SendError::UnknownTransaction`], [`SendError::WrongKind`], [`SendError::Build`].
     pub fn cancel(&mut self, now: Time, invite: TxId) -> Result<CancelOutcome, SendError> {
-        let t = self.get(invite).ok_or(SendError::UnknownTransaction(invite))?;
+        let t = self
+            .get(invite)
+            .ok_or(SendError::UnknownTransaction(invite))?;
         if t.kind != Kind::InviteClient {
             return Err(SendError::WrongKind(invite, t.kind));
         }
-        if matches!(t.state, State::Completed | State::Accepted | State::Terminated) {
+        if matches!(
+            t.state,
+            State::Completed | State::Accepted | State::Terminated
+        ) {
             return Ok(CancelOutcome::TooLate);
         }
         if t.cancel != CancelState::None {
@@ -966,7 +987,10 @@ impl<F: Flow> TransactionLayer<F> {
         if t.state != State::Terminated {
             tracing::trace!(tx = %id, "{:?} {} => Terminated (aborted)", t.kind, t.state);
         }
-        self.events.push_back(Event::Terminated { tx: id, kind: t.kind });
+        self.events.push_back(Event::Terminated {
+            tx: id,
+            kind: t.kind,
+        });
     }
 
     fn arm(&mut self, id: TxId, slot: usize, timer: Timer, at: Time) {
@@ -1036,7 +1060,14 @@ impl<F: Flow> TransactionLayer<F> {
 
     /// Take `edge` and do what the figure says. `msg` is the received message (if any),
     /// `from` the flow it arrived on.
-    fn apply_from(&mut self, now: Time, id: TxId, edge: Edge, msg: Option<Message>, from: Option<F>) {
+    fn apply_from(
+        &mut self,
+        now: Time,
+        id: TxId,
+        edge: Edge,
+        msg: Option<Message>,
+        from: Option<F>,
+    ) {
         use Edge as E;
         self.edge(id, edge);
         let c = &self.config;
@@ -1053,10 +1084,18 @@ impl<F: Flow> TransactionLayer<F> {
                 self.resend_wire(id);
                 if !reliable {
                     self.tx(id).interval_ms = ms(t1);
-                    let timer = if edge == E::IctStart { Timer::A } else { Timer::E };
+                    let timer = if edge == E::IctStart {
+                        Timer::A
+                    } else {
+                        Timer::E
+                    };
                     self.arm(id, SLOT_RETRANSMIT, timer, now + t1);
                 }
-                let timer = if edge == E::IctStart { Timer::B } else { Timer::F };
+                let timer = if edge == E::IctStart {
+                    Timer::B
+                } else {
+                    Timer::F
+                };
                 self.arm(id, SLOT_GUARD, timer, now + t1x64);
             }
             E::IctCallingTimerA => {
@@ -1067,7 +1106,11 @@ impl<F: Flow> TransactionLayer<F> {
                 self.arm(id, SLOT_RETRANSMIT, Timer::A, now + d);
             }
             E::IctCallingTimerB | E::NictTryingTimerF | E::NictProceedingTimerF => {
-                let timer = if edge == E::IctCallingTimerB { Timer::B } else { Timer::F };
+                let timer = if edge == E::IctCallingTimerB {
+                    Timer::B
+                } else {
+                    Timer::F
+                };
                 self.events.push_back(Event::Timeout { tx: id, timer });
                 self.terminate(id);
             }
@@ -1099,7 +1142,9 @@ impl<F: Flow> TransactionLayer<F> {
                 to_tu(self, msg);
                 if self.tx(id).cancel == CancelState::Deferred {
                     match self.send_cancel(now, id) {
-                        Ok(cancel) => self.events.push_back(Event::CancelSent { invite: id, cancel }),
+                        Ok(cancel) => self
+                            .events
+                            .push_back(Event::CancelSent { invite: id, cancel }),
                         Err(e) => tracing::debug!(tx = %id, "deferred CANCEL not sent: {e}"),
                     }
                 }
@@ -1116,8 +1161,8 @@ impl<F: Flow> TransactionLayer<F> {
                 self.disarm(id, SLOT_RETRANSMIT);
                 self.disarm(id, SLOT_GUARD);
                 if let Some(resp) = &msg {
-                    let ack = parse_stored(&self.tx(id).wire)
-                        .and_then(|inv| build_ack(&inv, resp).ok());
+                    let ack =
+                        parse_stored(&self.tx(id).wire).and_then(|inv| build_ack(&inv, resp).ok());
                     match ack {
                         Some(ack) => {
                             let bytes = ack.to_bytes();
@@ -1214,7 +1259,11 @@ impl<F: Flow> TransactionLayer<F> {
                 let t = self.tx(id);
                 t.interval_ms = t.interval_ms.saturating_mul(2).min(ms(t2));
                 let d = Duration::from_millis(u64::from(t.interval_ms));
-                let timer = if edge == E::IstCompletedTimerG { Timer::G } else { Timer::Retransmit2xx };
+                let timer = if edge == E::IstCompletedTimerG {
+                    Timer::G
+                } else {
+                    Timer::Retransmit2xx
+                };
                 self.arm(id, SLOT_RETRANSMIT, timer, now + d);
             }
             E::IstCompletedAck => {

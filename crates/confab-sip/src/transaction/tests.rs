@@ -64,7 +64,9 @@ const MS: fn(u64) -> Time = Time::from_millis;
 #[test]
 fn invite_client_retransmits_with_doubling_intervals_then_times_out() {
     let mut l = layer();
-    let tx = l.send_request(MS(0), request("INVITE", "z9hG4bK1"), UDP).unwrap();
+    let tx = l
+        .send_request(MS(0), request("INVITE", "z9hG4bK1"), UDP)
+        .unwrap();
     let mut sends = vec![0u64];
     let mut now = MS(0);
     drain(&mut l);
@@ -75,7 +77,15 @@ fn invite_client_retransmits_with_doubling_intervals_then_times_out() {
         if !tr.is_empty() {
             sends.push(now.as_micros() / 1000);
         }
-        if ev.iter().any(|e| matches!(e, Event::Timeout { timer: Timer::B, .. })) {
+        if ev.iter().any(|e| {
+            matches!(
+                e,
+                Event::Timeout {
+                    timer: Timer::B,
+                    ..
+                }
+            )
+        }) {
             break;
         }
     }
@@ -90,7 +100,8 @@ fn invite_client_retransmits_with_doubling_intervals_then_times_out() {
 #[test]
 fn non_invite_client_caps_retransmissions_at_t2() {
     let mut l = layer();
-    l.send_request(MS(0), request("OPTIONS", "z9hG4bK2"), UDP).unwrap();
+    l.send_request(MS(0), request("OPTIONS", "z9hG4bK2"), UDP)
+        .unwrap();
     drain(&mut l);
     let mut sends = vec![];
     while let Some(t) = l.poll_timeout() {
@@ -102,7 +113,9 @@ fn non_invite_client_caps_retransmissions_at_t2() {
     }
     assert_eq!(
         sends,
-        vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]
+        vec![
+            500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
+        ]
     );
     assert!(l.is_empty());
 }
@@ -131,7 +144,9 @@ fn server_absorbs_retransmissions_and_resends_the_last_response() {
     let req = request("INVITE", "z9hG4bK4");
     l.handle_message(MS(0), req.clone(), UDP).unwrap();
     let (_, ev) = drain(&mut l);
-    let Event::Request { tx, .. } = ev[0] else { panic!("{ev:?}") };
+    let Event::Request { tx, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
     // Retransmission before any response: nothing to resend.
     l.handle_message(MS(100), req.clone(), UDP).unwrap();
     assert_eq!(drain(&mut l).0.len(), 0);
@@ -150,9 +165,13 @@ fn server_absorbs_retransmissions_and_resends_the_last_response() {
     l.send_response(MS(500), tx, reply(&req, 486)).unwrap();
     drain(&mut l);
     l.handle_timeout(MS(1000));
-    assert_eq!(first_line(&drain(&mut l).0[0].data), "SIP/2.0 486 Busy Here");
+    assert_eq!(
+        first_line(&drain(&mut l).0[0].data),
+        "SIP/2.0 486 Busy Here"
+    );
     let mut ack = request("ACK", "z9hG4bK4");
-    ack.set_header(HeaderName::To, "<sip:bob@example.com>;tag=b1").unwrap();
+    ack.set_header(HeaderName::To, "<sip:bob@example.com>;tag=b1")
+        .unwrap();
     l.handle_message(MS(1100), ack, UDP).unwrap();
     assert_eq!(l.state(tx), Some(State::Confirmed));
     // A second final response is an illegal transition, a typed error.
@@ -174,8 +193,11 @@ fn cancel_matches_the_invite_server_transaction() {
     let inv = request("INVITE", "z9hG4bK5");
     l.handle_message(MS(0), inv, UDP).unwrap();
     let (_, ev) = drain(&mut l);
-    let Event::Request { tx: inv_tx, .. } = ev[0] else { panic!() };
-    l.handle_message(MS(10), request("CANCEL", "z9hG4bK5"), UDP).unwrap();
+    let Event::Request { tx: inv_tx, .. } = ev[0] else {
+        panic!()
+    };
+    l.handle_message(MS(10), request("CANCEL", "z9hG4bK5"), UDP)
+        .unwrap();
     let (_, ev) = drain(&mut l);
     match &ev[0] {
         Event::Cancel { invite, tx, .. } => {
@@ -185,7 +207,8 @@ fn cancel_matches_the_invite_server_transaction() {
         e => panic!("{e:?}"),
     }
     // A CANCEL with another branch matches nothing.
-    l.handle_message(MS(20), request("CANCEL", "z9hG4bK6"), UDP).unwrap();
+    l.handle_message(MS(20), request("CANCEL", "z9hG4bK6"), UDP)
+        .unwrap();
     let (_, ev) = drain(&mut l);
     assert!(matches!(ev[0], Event::Cancel { invite: None, .. }));
 }
@@ -202,7 +225,10 @@ fn cancel_is_deferred_until_a_provisional_response() {
     l.handle_message(MS(50), reply(&inv, 180), UDP).unwrap();
     let (tr, ev) = drain(&mut l);
     assert!(first_line(&tr[0].data).starts_with("CANCEL sip:bob@example.com"));
-    assert!(ev.iter().any(|e| matches!(e, Event::CancelSent { invite, .. } if *invite == tx)));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::CancelSent { invite, .. } if *invite == tx))
+    );
     // The UAS never answers the INVITE: 64*T1 after the CANCEL the INVITE times out.
     let mut now = MS(50);
     while l.state(tx).is_some() {
@@ -210,7 +236,10 @@ fn cancel_is_deferred_until_a_provisional_response() {
         l.handle_timeout(now);
     }
     let (_, ev) = drain(&mut l);
-    assert!(ev.iter().any(|e| matches!(e, Event::Timeout { tx: t, timer: Timer::CancelGuard } if *t == tx)));
+    assert!(
+        ev.iter()
+            .any(|e| matches!(e, Event::Timeout { tx: t, timer: Timer::CancelGuard } if *t == tx))
+    );
 }
 
 #[test]
@@ -225,7 +254,9 @@ fn responses_without_a_transaction_are_stray() {
 #[test]
 fn bad_input_is_a_typed_error() {
     let mut l = layer();
-    let no_via = msg("OPTIONS sip:a@b SIP/2.0\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n");
+    let no_via = msg(
+        "OPTIONS sip:a@b SIP/2.0\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: x\nCSeq: 1 OPTIONS\nContent-Length: 0\n\n",
+    );
     assert_eq!(
         l.handle_message(MS(0), no_via.clone(), UDP),
         Err(InboundError::MissingHeader(HeaderName::Via))
@@ -239,7 +270,9 @@ fn bad_input_is_a_typed_error() {
         l.send_request(MS(0), request("ACK", "z9hG4bK9"), UDP),
         Err(SendError::AckIsStateless)
     );
-    let tx = l.send_request(MS(0), request("OPTIONS", "z9hG4bK9"), UDP).unwrap();
+    let tx = l
+        .send_request(MS(0), request("OPTIONS", "z9hG4bK9"), UDP)
+        .unwrap();
     assert_eq!(
         l.send_request(MS(0), request("OPTIONS", "z9hG4bK9"), UDP),
         Err(SendError::DuplicateBranch)
@@ -253,5 +286,12 @@ fn bad_input_is_a_typed_error() {
         l.handle_transport_error(MS(0), tx),
         Err(SendError::UnknownTransaction(tx))
     );
-    assert!(Config { t1: Duration::ZERO, ..Config::default() }.validate().is_err());
+    assert!(
+        Config {
+            t1: Duration::ZERO,
+            ..Config::default()
+        }
+        .validate()
+        .is_err()
+    );
 }

@@ -4,9 +4,9 @@ use std::collections::HashMap;
 
 use confab_digest::{Algorithm, Answer, Challenge, Credentials, DigestError, answer_challenge};
 
+use crate::BuildError;
 use crate::message::Message;
 use crate::name::HeaderName;
-use crate::BuildError;
 
 use super::Entropy;
 
@@ -73,7 +73,10 @@ impl NonceCounts {
 }
 
 fn rank(a: Algorithm) -> usize {
-    Algorithm::ALL.iter().position(|&x| x == a).unwrap_or(usize::MAX)
+    Algorithm::ALL
+        .iter()
+        .position(|&x| x == a)
+        .unwrap_or(usize::MAX)
 }
 
 /// The credentials values (one per challenged realm) answering `challenge`.
@@ -92,7 +95,9 @@ pub(super) fn answer(
         let Some(v) = f.value_str() else { continue };
         let Ok(c) = Challenge::parse(v) else { continue };
         // SHA-2 without qop cannot be answered (RFC 7616 §3.4); skip such challenges.
-        if c.qop == confab_digest::QopOptions::default() && c.effective_algorithm() != Algorithm::Md5 {
+        if c.qop == confab_digest::QopOptions::default()
+            && c.effective_algorithm() != Algorithm::Md5
+        {
             continue;
         }
         match best.iter_mut().find(|b| b.realm == c.realm) {

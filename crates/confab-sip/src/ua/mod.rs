@@ -98,9 +98,7 @@ impl Entropy {
 /// Route. Returns (Request-URI, Route values).
 #[must_use]
 pub fn apply_route_set(target: &str, route_set: &[String]) -> (String, Vec<String>) {
-    let strict = route_set
-        .first()
-        .is_some_and(|r| !route_is_loose(r));
+    let strict = route_set.first().is_some_and(|r| !route_is_loose(r));
     if strict {
         let mut routes: Vec<String> = route_set[1..].to_vec();
         routes.push(format!("<{target}>"));

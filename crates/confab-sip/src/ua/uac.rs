@@ -58,7 +58,12 @@ pub struct UacCore {
 fn needs_contact(m: &Method) -> bool {
     matches!(
         m,
-        Method::Invite | Method::Subscribe | Method::Refer | Method::Register | Method::Notify | Method::Update
+        Method::Invite
+            | Method::Subscribe
+            | Method::Refer
+            | Method::Register
+            | Method::Notify
+            | Method::Update
     )
 }
 
@@ -102,7 +107,13 @@ impl UacCore {
     /// fresh branch, Max-Forwards, Contact for methods that establish a target. Add a body
     /// or extra headers to the returned builder, then `build()`.
     #[must_use]
-    pub fn request(&self, method: Method, target: &str, to: &str, rand: &Entropy) -> RequestBuilder {
+    pub fn request(
+        &self,
+        method: Method,
+        target: &str,
+        to: &str,
+        rand: &Entropy,
+    ) -> RequestBuilder {
         let host = self.config.sent_by.split(':').next().unwrap_or("invalid");
         let call_id = format!("{}@{host}", rand.call_id());
         self.request_in_call(method, target, to, &call_id, &rand.tag(), 1, rand)
@@ -145,7 +156,12 @@ impl UacCore {
     ///
     /// # Errors
     /// [`DialogError::Terminated`].
-    pub fn in_dialog(&self, dialog: &mut Dialog, method: Method, rand: &Entropy) -> Result<RequestBuilder, DialogError> {
+    pub fn in_dialog(
+        &self,
+        dialog: &mut Dialog,
+        method: Method,
+        rand: &Entropy,
+    ) -> Result<RequestBuilder, DialogError> {
         let contact = needs_contact(&method);
         let mut b = dialog
             .request(method, None)?
@@ -164,7 +180,12 @@ impl UacCore {
     ///
     /// # Errors
     /// [`DialogError::Build`].
-    pub fn ack_for_2xx(&self, dialog: &mut Dialog, invite_cseq: u32, rand: &Entropy) -> Result<Message, DialogError> {
+    pub fn ack_for_2xx(
+        &self,
+        dialog: &mut Dialog,
+        invite_cseq: u32,
+        rand: &Entropy,
+    ) -> Result<Message, DialogError> {
         Ok(dialog
             .request(Method::Ack, Some(invite_cseq))?
             .via(&self.via(rand))
@@ -181,11 +202,19 @@ impl UacCore {
     /// # Errors
     /// [`AuthError`]: no usable challenge, no credentials for the realm, or the same nonce
     /// rejected our credentials already (wrong password: do not loop).
-    pub fn authorize(&mut self, request: &Message, challenge: &Message, rand: &Entropy) -> Result<Message, AuthError> {
+    pub fn authorize(
+        &mut self,
+        request: &Message,
+        challenge: &Message,
+        rand: &Entropy,
+    ) -> Result<Message, AuthError> {
         let status = challenge.status().unwrap_or(0);
         let (challenge_header, answer_header) = match status {
             401 => (HeaderName::WwwAuthenticate, HeaderName::Authorization),
-            407 => (HeaderName::ProxyAuthenticate, HeaderName::ProxyAuthorization),
+            407 => (
+                HeaderName::ProxyAuthenticate,
+                HeaderName::ProxyAuthorization,
+            ),
             s => return Err(AuthError::NotAChallenge(s)),
         };
         let answers = auth::answer(
@@ -200,15 +229,18 @@ impl UacCore {
         let mut out = request.clone();
         out.remove_header(answer_header);
         for a in &answers {
-            out.push_header(answer_header, a).map_err(AuthError::Build)?;
+            out.push_header(answer_header, a)
+                .map_err(AuthError::Build)?;
         }
         let cseq = request
             .cseq()
             .and_then(Result::ok)
             .ok_or(AuthError::Build(BuildError::Missing(HeaderName::CSeq)))?;
         let cseq_value = format!("{} {}", cseq.seq.wrapping_add(1), cseq.method);
-        out.set_header(HeaderName::CSeq, &cseq_value).map_err(AuthError::Build)?;
-        out.replace_top_via(&self.via(rand)).map_err(AuthError::Build)?;
+        out.set_header(HeaderName::CSeq, &cseq_value)
+            .map_err(AuthError::Build)?;
+        out.replace_top_via(&self.via(rand))
+            .map_err(AuthError::Build)?;
         Ok(out)
     }
 }

@@ -2,12 +2,12 @@
 
 use std::collections::HashMap;
 
+use crate::ResponseBuilder;
 use crate::message::Message;
 use crate::method::Method;
 use crate::name::HeaderName;
 use crate::transaction::TxId;
 use crate::uri::Uri;
-use crate::ResponseBuilder;
 
 use super::Entropy;
 
@@ -64,7 +64,15 @@ fn merge_key(req: &Message) -> Option<Box<str>> {
     let from = req.from()?.ok()?;
     let cseq = req.cseq()?.ok()?;
     let cid = req.call_id()?.ok()?;
-    Some(format!("{}\n{cid}\n{} {}", from.tag().unwrap_or(""), cseq.seq, cseq.method).into())
+    Some(
+        format!(
+            "{}\n{cid}\n{} {}",
+            from.tag().unwrap_or(""),
+            cseq.seq,
+            cseq.method
+        )
+        .into(),
+    )
 }
 
 impl UasCore {
@@ -106,7 +114,12 @@ impl UasCore {
     ///
     /// # Errors
     /// A [`UasRejection`] carrying the response to send.
-    pub fn check(&mut self, tx: TxId, request: &Message, rand: &Entropy) -> Result<(), UasRejection> {
+    pub fn check(
+        &mut self,
+        tx: TxId,
+        request: &Message,
+        rand: &Entropy,
+    ) -> Result<(), UasRejection> {
         let Some(method) = request.method() else {
             return Ok(());
         };
@@ -117,7 +130,10 @@ impl UasCore {
         if let Some(Ok(Uri::Other(_))) | Some(Err(_)) = request.request_uri() {
             return Err(self.reject_plain(request, 416, rand));
         }
-        let no_to_tag = request.to().and_then(Result::ok).is_some_and(|t| t.tag().is_none());
+        let no_to_tag = request
+            .to()
+            .and_then(Result::ok)
+            .is_some_and(|t| t.tag().is_none());
         if no_to_tag && let Some(key) = merge_key(request) {
             match self.in_progress.get(&key) {
                 Some(&other) if other != tx => return Err(self.reject_plain(request, 482, rand)),
@@ -132,7 +148,13 @@ impl UasCore {
             let unsupported: Vec<&str> = request
                 .require()
                 .filter_map(Result::ok)
-                .filter(|t| !self.config.supported.iter().any(|s| s.eq_ignore_ascii_case(t)))
+                .filter(|t| {
+                    !self
+                        .config
+                        .supported
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(t))
+                })
                 .collect();
             if !unsupported.is_empty() {
                 let v = unsupported.join(", ");
@@ -142,9 +164,11 @@ impl UasCore {
         }
         if !request.body().is_empty() {
             let ok_type = match request.content_type() {
-                Some(Ok(t)) => self.config.accept.iter().any(|a| {
-                    a.split_once('/').is_some_and(|(ty, sub)| t.is(ty, sub))
-                }),
+                Some(Ok(t)) => self
+                    .config
+                    .accept
+                    .iter()
+                    .any(|a| a.split_once('/').is_some_and(|(ty, sub)| t.is(ty, sub))),
                 // A body without Content-Type cannot be interpreted.
                 _ => false,
             };
@@ -156,7 +180,11 @@ impl UasCore {
             let bad_coding = request.values(HeaderName::ContentEncoding).any(|c| {
                 let c = String::from_utf8_lossy(c);
                 !c.eq_ignore_ascii_case("identity")
-                    && !self.config.accept_encoding.iter().any(|a| a.eq_ignore_ascii_case(&c))
+                    && !self
+                        .config
+                        .accept_encoding
+                        .iter()
+                        .any(|a| a.eq_ignore_ascii_case(&c))
             });
             if bad_coding {
                 let v = self.config.accept_encoding.join(", ");
@@ -181,11 +209,24 @@ impl UasCore {
         self.build(request, status, None, rand)
     }
 
-    fn reject(&self, request: &Message, status: u16, h: HeaderName, v: &str, rand: &Entropy) -> UasRejection {
+    fn reject(
+        &self,
+        request: &Message,
+        status: u16,
+        h: HeaderName,
+        v: &str,
+        rand: &Entropy,
+    ) -> UasRejection {
         self.build(request, status, Some((h, v)), rand)
     }
 
-    fn build(&self, request: &Message, status: u16, extra: Option<(HeaderName, &str)>, rand: &Entropy) -> UasRejection {
+    fn build(
+        &self,
+        request: &Message,
+        status: u16,
+        extra: Option<(HeaderName, &str)>,
+        rand: &Entropy,
+    ) -> UasRejection {
         let mut b = match ResponseBuilder::reply_to(request, status) {
             Ok(b) => b.to_tag(&rand.tag()),
             // `request` is a request (checked above); unreachable in practice.

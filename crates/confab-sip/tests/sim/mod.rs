@@ -147,7 +147,10 @@ impl Net {
         self.sent += 1;
         let c = self.config;
         if flow.reliable {
-            let tail = self.stream_tail.entry((from, flow.peer)).or_insert(Time::ZERO);
+            let tail = self
+                .stream_tail
+                .entry((from, flow.peer))
+                .or_insert(Time::ZERO);
             let at = (now + c.min_delay).max(*tail);
             *tail = at;
             self.push(at, from, flow.peer, true, data);
@@ -165,7 +168,12 @@ impl Net {
         };
         for _ in 0..copies {
             let span = c.max_delay.saturating_sub(c.min_delay).as_micros() as u64;
-            let d = c.min_delay + Duration::from_micros(if span == 0 { 0 } else { rng.random_range(0..=span) });
+            let d = c.min_delay
+                + Duration::from_micros(if span == 0 {
+                    0
+                } else {
+                    rng.random_range(0..=span)
+                });
             self.push(now + d, from, flow.peer, false, data.clone());
         }
     }
@@ -438,7 +446,14 @@ impl Ua {
     // ---- starting things ---------------------------------------------------------------
 
     /// Place a call to `peer`: INVITE; hang up after `hold`; cancel after `cancel_at`.
-    pub fn call(&mut self, now: Time, peer: usize, reliable: bool, hold: Duration, cancel_at: Option<Duration>) {
+    pub fn call(
+        &mut self,
+        now: Time,
+        peer: usize,
+        reliable: bool,
+        hold: Duration,
+        cancel_at: Option<Duration>,
+    ) {
         let r = entropy(&mut self.rng);
         let inv = self
             .uac
@@ -452,7 +467,10 @@ impl Ua {
             .build()
             .expect("valid INVITE");
         let flow = SimFlow { peer, reliable };
-        let tx = self.layer.send_request(now, inv.clone(), flow).expect("fresh branch");
+        let tx = self
+            .layer
+            .send_request(now, inv.clone(), flow)
+            .expect("fresh branch");
         self.stats.calls += 1;
         self.stats.transactions += 1;
         if let Some(c) = cancel_at {
@@ -589,7 +607,10 @@ impl Ua {
         }
         let is_invite = ctx.request.method() == Some(&Method::Invite);
         if is_invite && (101..300).contains(&status) {
-            b = b.header(HeaderName::Contact, &format!("<sip:ua{}@10.0.0.{}:5060>", self.id, self.id));
+            b = b.header(
+                HeaderName::Contact,
+                &format!("<sip:ua{}@10.0.0.{}:5060>", self.id, self.id),
+            );
         }
         let resp = b.build().expect("response");
         if status >= 200 {
@@ -600,7 +621,11 @@ impl Ua {
         let existing = ctx.dialog.clone();
         let flow = self.layer.flow(tx).copied();
         if is_invite && (101..300).contains(&status) && existing.is_none() {
-            let state = if status >= 200 { DialogState::Confirmed } else { DialogState::Early };
+            let state = if status >= 200 {
+                DialogState::Confirmed
+            } else {
+                DialogState::Early
+            };
             if let Ok(d) = Dialog::uas(&request, &to_tag, state) {
                 let id = d.id().clone();
                 self.dialogs.insert(d);
@@ -662,10 +687,19 @@ impl Ua {
     fn on_event(&mut self, now: Time, e: Event<SimFlow>) {
         match e {
             Event::Request { tx, request, flow } => self.on_request(now, tx, request, flow),
-            Event::Cancel { tx, request, invite, .. } => {
+            Event::Cancel {
+                tx,
+                request,
+                invite,
+                ..
+            } => {
                 self.stats.transactions += 1;
                 let status = if invite.is_some() { 200 } else { 481 };
-                let resp = ResponseBuilder::reply_to(&request, status).expect("req").to_tag("c").build().expect("resp");
+                let resp = ResponseBuilder::reply_to(&request, status)
+                    .expect("req")
+                    .to_tag("c")
+                    .build()
+                    .expect("resp");
                 let _ = self.layer.send_response(now, tx, resp);
                 if let Some(inv) = invite {
                     let deaf = self.servers.get(&inv).and_then(|c| c.behaviour);
@@ -674,7 +708,13 @@ impl Ua {
                     }
                     match deaf {
                         Some(InviteBehaviour::Deaf { late }) => {
-                            self.schedule(now + late, Action::Respond { tx: inv, status: 487 });
+                            self.schedule(
+                                now + late,
+                                Action::Respond {
+                                    tx: inv,
+                                    status: 487,
+                                },
+                            );
                         }
                         _ => self.respond(now, inv, 487),
                     }
@@ -697,7 +737,10 @@ impl Ua {
                 // A 2xx retransmission after our INVITE transaction ended: ACK it again if
                 // the dialog still exists (§13.2.2.4).
                 if response.status().is_some_and(|s| (200..300).contains(&s))
-                    && response.cseq().and_then(Result::ok).is_some_and(|c| c.method == Method::Invite)
+                    && response
+                        .cseq()
+                        .and_then(Result::ok)
+                        .is_some_and(|c| c.method == Method::Invite)
                 {
                     let id = response_dialog_id(&response);
                     if let Some(id) = id {
@@ -770,7 +813,11 @@ impl Ua {
                     self.pending_2xx.remove(&id);
                 }
                 // An early dialog whose INVITE never got a final answer ends with it.
-                if self.dialogs.get(&id).is_some_and(|d| d.state() == DialogState::Early) {
+                if self
+                    .dialogs
+                    .get(&id)
+                    .is_some_and(|d| d.state() == DialogState::Early)
+                {
                     self.dialogs.remove(&id);
                     self.dialog_flow.remove(&id);
                 }
@@ -792,7 +839,10 @@ impl Ua {
                     Err(rej) => rej.status(),
                     Ok(_) => 200,
                 };
-                let resp = ResponseBuilder::reply_to(&request, status).expect("req").build().expect("resp");
+                let resp = ResponseBuilder::reply_to(&request, status)
+                    .expect("req")
+                    .build()
+                    .expect("resp");
                 let _ = self.layer.send_response(now, tx, resp);
                 if method == Method::Bye {
                     self.dialogs.remove(&id);
@@ -802,7 +852,11 @@ impl Ua {
                 return;
             }
             RequestMatch::NoDialog => {
-                let resp = ResponseBuilder::reply_to(&request, 481).expect("req").to_tag(&r.tag()).build().expect("resp");
+                let resp = ResponseBuilder::reply_to(&request, 481)
+                    .expect("req")
+                    .to_tag(&r.tag())
+                    .build()
+                    .expect("resp");
                 let _ = self.layer.send_response(now, tx, resp);
                 return;
             }
@@ -816,7 +870,9 @@ impl Ua {
             if !self.verify_register(&request) {
                 self.nonce_seq += 1;
                 let nonce = format!("n{}x{}", self.id, self.nonce_seq);
-                let mut b = ResponseBuilder::reply_to(&request, 401).expect("req").to_tag(&r.tag());
+                let mut b = ResponseBuilder::reply_to(&request, 401)
+                    .expect("req")
+                    .to_tag(&r.tag());
                 for a in [Algorithm::Md5, Algorithm::Sha256] {
                     b = b.header(
                         HeaderName::WwwAuthenticate,
@@ -850,16 +906,21 @@ impl Ua {
                     self.schedule(now + ring, Action::Respond { tx, status: 180 });
                     self.schedule(now + ring + answer, Action::Respond { tx, status: 200 });
                 }
-                InviteBehaviour::Busy => self.schedule(now + millis(30), Action::Respond { tx, status: 486 }),
+                InviteBehaviour::Busy => {
+                    self.schedule(now + millis(30), Action::Respond { tx, status: 486 })
+                }
                 InviteBehaviour::Deaf { late } => {
                     self.schedule(now + millis(20), Action::Respond { tx, status: 180 });
                     // Without a CANCEL it would never end: answer 480 very late.
                     self.schedule(now + late + late, Action::Respond { tx, status: 480 });
                 }
-                InviteBehaviour::Slow { delay } => self.schedule(now + delay, Action::Respond { tx, status: 200 }),
+                InviteBehaviour::Slow { delay } => {
+                    self.schedule(now + delay, Action::Respond { tx, status: 200 })
+                }
             }
         } else {
-            let b = self.request_behaviours[self.rng.random_range(0..self.request_behaviours.len())];
+            let b =
+                self.request_behaviours[self.rng.random_range(0..self.request_behaviours.len())];
             match b {
                 RequestBehaviour::Fast => self.respond(now, tx, 200),
                 RequestBehaviour::NotFound => self.respond(now, tx, 404),
@@ -909,7 +970,9 @@ impl Ua {
                     if let (Some(d), Some(flow)) = (self.dialogs.get_mut(&id), flow) {
                         if let Ok(mut ack) = self.uac.ack_for_2xx(d, seq, &r) {
                             if legacy {
-                                if let Some(v) = request.get(HeaderName::Via).and_then(|f| f.value_str()) {
+                                if let Some(v) =
+                                    request.get(HeaderName::Via).and_then(|f| f.value_str())
+                                {
                                     let v = v.to_owned();
                                     let _ = ack.replace_top_via(&v);
                                 }
@@ -985,7 +1048,13 @@ impl Sim {
     #[must_use]
     pub fn new(seed: u64, n: usize, net: NetConfig, configs: &[Config]) -> Sim {
         let nodes = (0..n)
-            .map(|i| Ua::new(i, seed.wrapping_mul(1000).wrapping_add(i as u64), configs[i % configs.len()].clone()))
+            .map(|i| {
+                Ua::new(
+                    i,
+                    seed.wrapping_mul(1000).wrapping_add(i as u64),
+                    configs[i % configs.len()].clone(),
+                )
+            })
             .collect();
         Sim {
             now: Time::ZERO,
@@ -1059,7 +1128,11 @@ impl Sim {
                         peer: p.from,
                         reliable: p.reliable,
                     };
-                    if self.nodes[p.to].layer.handle_message(self.now, m, flow).is_err() {
+                    if self.nodes[p.to]
+                        .layer
+                        .handle_message(self.now, m, flow)
+                        .is_err()
+                    {
                         self.parse_errors += 1;
                     }
                 }
@@ -1098,7 +1171,12 @@ impl Sim {
 
     /// Panic with details unless every node is idle.
     pub fn assert_idle(&self) {
-        let left: Vec<String> = self.nodes.iter().filter(|n| !n.is_idle()).map(Ua::leftovers).collect();
+        let left: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| !n.is_idle())
+            .map(Ua::leftovers)
+            .collect();
         assert!(left.is_empty(), "state left at {}: {left:#?}", self.now);
         assert_eq!(self.parse_errors, 0);
     }
@@ -1144,9 +1222,18 @@ pub fn configs() -> Vec<Config> {
 /// Every behaviour, for randomized runs.
 pub fn all_behaviours(ua: &mut Ua) {
     ua.invite_behaviours = vec![
-        InviteBehaviour::Answer { ring: millis(50), answer: millis(800) },
-        InviteBehaviour::Answer { ring: millis(300), answer: secs(3) },
-        InviteBehaviour::Answer { ring: millis(10), answer: millis(30) },
+        InviteBehaviour::Answer {
+            ring: millis(50),
+            answer: millis(800),
+        },
+        InviteBehaviour::Answer {
+            ring: millis(300),
+            answer: secs(3),
+        },
+        InviteBehaviour::Answer {
+            ring: millis(10),
+            answer: millis(30),
+        },
         InviteBehaviour::Busy,
         InviteBehaviour::Deaf { late: secs(40) },
         InviteBehaviour::Slow { delay: secs(40) },
@@ -1157,7 +1244,9 @@ pub fn all_behaviours(ua: &mut Ua) {
         RequestBehaviour::NotFound,
         RequestBehaviour::Provisional { delay: secs(2) },
         RequestBehaviour::Provisional { delay: secs(40) },
-        RequestBehaviour::Delayed { delay: millis(1200) },
+        RequestBehaviour::Delayed {
+            delay: millis(1200),
+        },
         RequestBehaviour::Delayed { delay: secs(40) },
     ];
 }
@@ -1169,10 +1258,18 @@ pub fn random_traffic(sim: &mut Sim, seed: u64, calls: usize, requests: usize, s
     let n = sim.nodes.len();
     let mut plan: Vec<(Time, usize, bool)> = Vec::new();
     for _ in 0..calls {
-        plan.push((Time::ZERO + Duration::from_micros(rng.random_range(0..span.as_micros() as u64)), 0, rng.random_bool(0.3)));
+        plan.push((
+            Time::ZERO + Duration::from_micros(rng.random_range(0..span.as_micros() as u64)),
+            0,
+            rng.random_bool(0.3),
+        ));
     }
     for _ in 0..requests {
-        plan.push((Time::ZERO + Duration::from_micros(rng.random_range(0..span.as_micros() as u64)), 1, rng.random_bool(0.3)));
+        plan.push((
+            Time::ZERO + Duration::from_micros(rng.random_range(0..span.as_micros() as u64)),
+            1,
+            rng.random_bool(0.3),
+        ));
     }
     plan.sort_by_key(|p| p.0);
     let start = sim.now;
@@ -1187,7 +1284,9 @@ pub fn random_traffic(sim: &mut Sim, seed: u64, calls: usize, requests: usize, s
         let now = sim.now;
         if what == 0 {
             let hold = millis(rng.random_range(100..20_000));
-            let cancel = rng.random_bool(0.25).then(|| millis(rng.random_range(0..3000)));
+            let cancel = rng
+                .random_bool(0.25)
+                .then(|| millis(rng.random_range(0..3000)));
             sim.nodes[a].call(now, b, reliable, hold, cancel);
         } else {
             let m = match rng.random_range(0..4) {

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
+use confab_sip::Method;
 use confab_sip::timer::Time;
 use confab_sip::transaction::{Config, TryingPolicy};
-use confab_sip::Method;
 
 use super::{InviteBehaviour, NetConfig, RequestBehaviour, Sim};
 
@@ -39,8 +39,17 @@ pub fn busy(reliable: bool) -> Sim {
 
 /// CANCEL requested before any provisional response (deferred), then ringing: 487.
 pub fn cancel_deferred() -> Sim {
-    let mut sim = two(NetConfig::perfect(), Config { trying: TryingPolicy::Never, ..Config::default() });
-    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Answer { ring: ms(300), answer: ms(5000) }];
+    let mut sim = two(
+        NetConfig::perfect(),
+        Config {
+            trying: TryingPolicy::Never,
+            ..Config::default()
+        },
+    );
+    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Answer {
+        ring: ms(300),
+        answer: ms(5000),
+    }];
     sim.nodes[0].call(Time::ZERO, 1, false, ms(1000), Some(ms(5)));
     sim.run_until_idle(END);
     sim
@@ -51,7 +60,9 @@ pub fn cancel_deferred() -> Sim {
 /// acknowledged, so the callee's Timer H fires.
 pub fn cancel_deaf() -> Sim {
     let mut sim = two(NetConfig::perfect(), Config::default());
-    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Deaf { late: Duration::from_secs(40) }];
+    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Deaf {
+        late: Duration::from_secs(40),
+    }];
     sim.nodes[0].call(Time::ZERO, 1, false, ms(1000), Some(ms(500)));
     sim.run_until_idle(END);
     sim
@@ -60,8 +71,16 @@ pub fn cancel_deaf() -> Sim {
 /// The callee sends nothing for 40 s (no 100 Trying): the caller's Timer B fires; the late
 /// 200 is never acknowledged, so the callee gives up and sends BYE (answered 481).
 pub fn invite_timeout() -> Sim {
-    let mut sim = two(NetConfig::perfect(), Config { trying: TryingPolicy::Never, ..Config::default() });
-    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Slow { delay: Duration::from_secs(40) }];
+    let mut sim = two(
+        NetConfig::perfect(),
+        Config {
+            trying: TryingPolicy::Never,
+            ..Config::default()
+        },
+    );
+    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Slow {
+        delay: Duration::from_secs(40),
+    }];
     sim.nodes[0].call(Time::ZERO, 1, false, ms(1000), None);
     sim.run_until_idle(END);
     sim
@@ -92,8 +111,12 @@ pub fn register_with_digest() -> Sim {
 pub fn slow_requests() -> Sim {
     let mut sim = two(NetConfig::perfect(), Config::default());
     for b in [
-        RequestBehaviour::Provisional { delay: Duration::from_secs(40) },
-        RequestBehaviour::Delayed { delay: Duration::from_secs(40) },
+        RequestBehaviour::Provisional {
+            delay: Duration::from_secs(40),
+        },
+        RequestBehaviour::Delayed {
+            delay: Duration::from_secs(40),
+        },
         RequestBehaviour::Delayed { delay: ms(1200) },
         RequestBehaviour::Provisional { delay: ms(2500) },
     ] {
@@ -108,12 +131,18 @@ pub fn slow_requests() -> Sim {
 /// A TCP connection drops while the caller waits for the final response.
 pub fn connection_lost_while_ringing() -> Sim {
     let mut sim = two(NetConfig::perfect(), Config::default());
-    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Answer { ring: ms(10), answer: ms(5000) }];
+    sim.nodes[1].invite_behaviours = vec![InviteBehaviour::Answer {
+        ring: ms(10),
+        answer: ms(5000),
+    }];
     sim.nodes[0].call(Time::ZERO, 1, true, ms(1000), None);
     sim.run_until(Time::from_millis(1000));
     let tx = sim.nodes[0].client_invites()[0];
     let now = sim.now;
-    sim.nodes[0].layer.handle_transport_error(now, tx).expect("ICT in Proceeding");
+    sim.nodes[0]
+        .layer
+        .handle_transport_error(now, tx)
+        .expect("ICT in Proceeding");
     sim.run_until_idle(END);
     sim
 }
@@ -144,7 +173,10 @@ pub fn all() -> Vec<(&'static str, Sim)> {
         ("legacy_ack", legacy_ack()),
         ("register_with_digest", register_with_digest()),
         ("slow_requests", slow_requests()),
-        ("connection_lost_while_ringing", connection_lost_while_ringing()),
+        (
+            "connection_lost_while_ringing",
+            connection_lost_while_ringing(),
+        ),
         ("failing_transport", failing_transport(11)),
     ]
 }
