@@ -758,8 +758,8 @@ mod tests {
         check_validate(
             "[transport]\nlisten = [\n  \"tcp:127.0.0.1:5060\",\n  \"ws:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5060\",\n  \"udp:127.0.0.1:5060\",\n]\n",
             &[
-                "c.toml:4: transport.listen[1]: 127.0.0.1:5060 is already used by `transport.listen[0]` (tcp)",
                 "c.toml:6: transport.listen[3]: `udp:127.0.0.1:5060` is listed twice",
+                "c.toml:4: transport.listen[1]: 127.0.0.1:5060 is already used by `transport.listen[0]` (tcp)",
             ],
         );
         check_validate(

@@ -6,6 +6,8 @@
 //! logged by method, matched route and status only. A test runs the binary at `trace` level
 //! through a user add and a digest login and greps the output for each secret.
 
+use std::io::IsTerminal as _;
+
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Registry, reload};
@@ -58,6 +60,7 @@ pub fn init(level: &str, format: LogFormat) -> LogHandle {
             Some(
                 tracing_subscriber::fmt::layer()
                     .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal())
                     .with_target(true),
             ),
             None,

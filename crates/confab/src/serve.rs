@@ -75,11 +75,22 @@ pub async fn run_serve(
         .into());
     }
 
-    // Everything a start would load, loaded now: certificate and key, database schema.
-    let cert = Arc::new(
-        ReloadableCert::load(&config.tls.cert_file, &config.tls.key_file)
-            .context("tls.cert_file / tls.key_file")?,
-    );
+    // Everything a start would load, loaded now: certificate and key (when a listener
+    // needs them), database schema.
+    let needs_cert = config.http.user.enabled
+        || config
+            .transport
+            .listen
+            .iter()
+            .any(|l| l.transport.needs_certificate());
+    let cert = if needs_cert {
+        Some(Arc::new(
+            ReloadableCert::load(&config.tls.cert_file, &config.tls.key_file)
+                .context("tls.cert_file / tls.key_file")?,
+        ))
+    } else {
+        None
+    };
     let stores = crate::store::open(&config).await?;
     if args.check {
         stores.close().await;
@@ -128,7 +139,7 @@ pub async fn run_serve(
             stop_rx.clone(),
         ));
     }
-    if config.http.user.enabled {
+    if let (true, Some(cert)) = (config.http.user.enabled, &cert) {
         let listener = bind("http.user.listen", config.http.user.listen).await?;
         let tls = crate::tls::server_config(cert.clone(), &[b"h2", b"http/1.1"])
             .context("TLS configuration of the user API")?;
@@ -156,7 +167,7 @@ pub async fn run_serve(
     }
     tracing::info!(node_id = %config.node_id, domains = ?config.domains, "ready");
 
-    wait_for_stop(location, &config, &log, &cert).await?;
+    wait_for_stop(location, &config, &log, cert.as_deref()).await?;
 
     tracing::info!("draining");
     state.start_draining();
@@ -183,7 +194,7 @@ async fn wait_for_stop(
     location: &ConfigLocation,
     running: &Config,
     log: &LogHandle,
-    cert: &ReloadableCert,
+    cert: Option<&ReloadableCert>,
 ) -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
@@ -198,7 +209,7 @@ async fn wait_for_stop(
 }
 
 /// SIGHUP: apply what can change while running; name what needs a restart.
-pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: &ReloadableCert) {
+pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&ReloadableCert>) {
     let new = match Config::load(path) {
         Ok(c) => c,
         Err(e) => {
@@ -210,9 +221,14 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: &ReloadableC
         Ok(level) => tracing::info!(level, "log level applied"),
         Err(e) => tracing::error!(error = %e, "log level not applied"),
     }
-    match cert.reload() {
-        Ok(()) => tracing::info!(cert = %new.tls.cert_file.display(), "TLS certificate reloaded"),
-        Err(e) => tracing::error!(error = %e, "TLS certificate not reloaded; keeping the old one"),
+    match cert.map(ReloadableCert::reload) {
+        None => {}
+        Some(Ok(())) => {
+            tracing::info!(cert = %new.tls.cert_file.display(), "TLS certificate reloaded")
+        }
+        Some(Err(e)) => {
+            tracing::error!(error = %e, "TLS certificate not reloaded; keeping the old one")
+        }
     }
     let mut restart = Vec::new();
     if new.node_id != running.node_id {

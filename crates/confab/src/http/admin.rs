@@ -175,7 +175,12 @@ async fn list_users(
             after: q.after.map(Cursor),
             limit,
         })
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The store names its own parameter; the API calls it `after`.
+            confab_core::StoreError::Invalid { message, .. } => ApiError::invalid("after", message),
+            e => ApiError::from(e),
+        })?;
     Ok(Json(UserPage {
         users: page.items.iter().map(UserView::from).collect(),
         next: page.next.map(|c| c.0),
@@ -268,8 +273,12 @@ async fn create_user(
     ))
 }
 
+/// The user named in the path. A text that is not an address of a served domain names no
+/// user, so it is a 404 (with the reason), not a 400.
 fn path_address(s: &AppState, p: &str) -> Result<Address, ApiError> {
-    Ok(views::parse_address(p, &s.domains)?)
+    views::parse_address(p, &s.domains).map_err(|e| {
+        ApiError::not_found(format!("no user `{p}`: {}", e.message)).with_field("address")
+    })
 }
 
 async fn get_user(
