@@ -764,6 +764,9 @@ fn decode_ext_value(v: &str) -> Result<String, ParamError> {
     while i < b.len() {
         if b[i] == b'%' {
             let hex = text.get(i + 1..i + 3).ok_or(BAD)?;
+            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(BAD);
+            }
             out.push(u8::from_str_radix(hex, 16).map_err(|_| BAD)?);
             i += 3;
         } else {

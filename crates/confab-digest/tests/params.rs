@@ -124,6 +124,13 @@ fn credentials_rules() {
         ParamError::Duplicate("username"),
     );
     bad(
+        "Digest username*=UTF-8''%+1, realm=\"r\", nonce=\"n\", uri=\"/\", response=\"ab\"".into(),
+        ParamError::Invalid {
+            name: "username*",
+            reason: "expected UTF-8'lang'percent-encoded",
+        },
+    );
+    bad(
         "Digest username*=ISO-8859-1''x, realm=\"r\", nonce=\"n\", uri=\"/\", response=\"ab\""
             .into(),
         ParamError::Invalid {
