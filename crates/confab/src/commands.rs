@@ -245,6 +245,38 @@ impl Columns {
     }
 }
 
+/// Maps increasing byte offsets of a file to 1-based line numbers.
+struct LineCounter<'a> {
+    data: &'a [u8],
+    pos: usize,
+    line: u64,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(data: &'a [u8]) -> Self {
+        Self {
+            data,
+            pos: 0,
+            line: 1,
+        }
+    }
+
+    /// The line holding byte `offset` (offsets must not decrease between calls).
+    fn line_at(&mut self, offset: u64) -> u64 {
+        let end = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(self.data.len());
+        if end > self.pos {
+            self.line += self.data[self.pos..end]
+                .iter()
+                .filter(|&&b| b == b'\n')
+                .count() as u64;
+            self.pos = end;
+        }
+        self.line
+    }
+}
+
 /// Import summary.
 #[derive(Debug, Default)]
 struct Tally {
@@ -283,15 +315,15 @@ async fn flush(
 
 /// `confab user import FILE.csv`.
 async fn import(config: &Config, stores: &Stores, file: &Path) -> anyhow::Result<()> {
-    let size = std::fs::metadata(file)
-        .with_context(|| format!("cannot read {}", file.display()))?
-        .len();
+    let data = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let size = data.len() as u64;
+    // Line numbers come from byte offsets (csv's own line count skips blank lines).
+    let mut lines_of = LineCounter::new(&data);
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
         .trim(csv::Trim::None)
-        .from_path(file)
-        .with_context(|| format!("cannot read {}", file.display()))?;
+        .from_reader(&data[..]);
     let header = reader
         .headers()
         .with_context(|| format!("{}: line 1: cannot read the header", file.display()))?
@@ -313,19 +345,27 @@ async fn import(config: &Config, stores: &Stores, file: &Path) -> anyhow::Result
     let mut lines = Vec::with_capacity(IMPORT_BATCH);
     let mut record = csv::StringRecord::new();
     loop {
-        let line = reader.position().line();
+        let before = reader.position().byte();
         match reader.read_record(&mut record) {
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => {
                 // A CSV syntax error (e.g. invalid UTF-8) spoils only its row.
                 tally.failed += 1;
-                let at = e.position().map_or(line, |p| p.line());
+                let at = lines_of.line_at(e.position().map_or(before, |p| p.byte()));
                 bar.suspend(|| eprintln!("line {at}: {e}"));
                 continue;
             }
         }
-        let line = record.position().map_or(line, |p| p.line());
+        // The position may point at blank lines the reader skipped before the record.
+        let mut start = record.position().map_or(before, |p| p.byte());
+        while data
+            .get(usize::try_from(start).unwrap_or(usize::MAX))
+            .is_some_and(|b| matches!(b, b'\r' | b'\n'))
+        {
+            start += 1;
+        }
+        let line = lines_of.line_at(start);
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
         }

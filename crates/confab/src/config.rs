@@ -419,7 +419,22 @@ impl Config {
                 "must be at least 1 second".into(),
             );
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
+        // A bare word is a *target* for EnvFilter (`debgu` would silently mean "trace for
+        // target debgu, nothing else"): accept bare words only when they are levels.
+        const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+        if let Some(word) = self.log.level.split(',').map(str::trim).find(|d| {
+            !d.is_empty()
+                && !d.contains('=')
+                && !d.contains('[')
+                && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d))
+        }) {
+            problem(
+                "log.level".into(),
+                format!(
+                    "`{word}` is neither a level (off, error, warn, info, debug, trace) nor a TARGET=LEVEL directive"
+                ),
+            );
+        } else if let Err(e) = tracing_subscriber::EnvFilter::builder().parse(&self.log.level) {
             problem(
                 "log.level".into(),
                 format!("`{}` is not a level filter: {e}", self.log.level),
@@ -771,9 +786,16 @@ mod tests {
         check_validate(
             "[log]\nlevel = \"info,confab=loud\"\n",
             &[
-                "c.toml:2: log.level: `info,confab=loud` is not a level filter: invalid filter directive",
+                "c.toml:2: log.level: `info,confab=loud` is not a level filter: error parsing level filter: expected one of \"off\", \"error\", \"warn\", \"info\", \"debug\", \"trace\", or a number 0-5",
             ],
         );
+        check_validate(
+            "[log]\nlevel = \"debgu\"\n",
+            &[
+                "c.toml:2: log.level: `debgu` is neither a level (off, error, warn, info, debug, trace) nor a TARGET=LEVEL directive",
+            ],
+        );
+        check_validate("[log]\nlevel = \"warn,confab::http=debug\"\n", &[]);
         check_validate(
             "[http.user]\nnonce_lifetime_s = 0\n",
             &["c.toml:2: http.user.nonce_lifetime_s: must be at least 1 second"],

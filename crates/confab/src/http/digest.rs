@@ -127,6 +127,29 @@ fn outcome(result: &'static str) {
     metrics::counter!("confab_http_digest_auth_total", "result" => result).increment(1);
 }
 
+/// Middleware of the user routes: authenticates the request and stores the [`DigestUser`]
+/// in its extensions. On failure the request body is read (up to the body limit) and
+/// dropped before the 401 goes out, so HTTP/2 clients that sent a body with their first,
+/// unauthenticated try (curl `--digest` does) get a clean answer rather than a reset stream.
+pub async fn require_digest(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let (mut parts, body) = req.into_parts();
+    match authenticate(&parts, &s).await {
+        Ok(user) => {
+            parts.extensions.insert(user);
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(e) => {
+            let _ = axum::body::to_bytes(body, crate::http::MAX_BODY_BYTES).await;
+            axum::response::IntoResponse::into_response(e)
+        }
+    }
+}
+
 /// Authenticates a user API request or returns the 401 (with challenges) / 400 to send.
 pub async fn authenticate(parts: &Parts, s: &AppState) -> Result<DigestUser, ApiError> {
     let auth = &s.digest;

@@ -78,11 +78,22 @@ pub fn build_router(
     table: Vec<RouteDef<AppState>>,
     state: AppState,
 ) -> Router {
+    build_router_with(listener, table, state, |r| r)
+}
+
+/// [`build_router`] with `routes_layer` applied to the matched routes only (authentication
+/// middleware), not to the 404/405 fallbacks.
+pub fn build_router_with(
+    listener: &'static str,
+    table: Vec<RouteDef<AppState>>,
+    state: AppState,
+    routes_layer: impl FnOnce(Router<AppState>) -> Router<AppState>,
+) -> Router {
     let mut router = Router::new();
     for r in table {
         router = router.route(r.path, r.router);
     }
-    router
+    routes_layer(router)
         .fallback(error::no_route)
         .method_not_allowed_fallback(error::no_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

@@ -23,23 +23,34 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
     ]
 }
 
-/// The user router.
+/// The user router: every route requires HTTP Digest authentication (see
+/// [`crate::http::digest`]).
 pub fn router(state: AppState) -> axum::Router {
-    crate::http::build_router("user", routes(), state)
+    let auth_state = state.clone();
+    crate::http::build_router_with("user", routes(), state, move |r| {
+        r.route_layer(axum::middleware::from_fn_with_state(
+            auth_state,
+            crate::http::digest::require_digest,
+        ))
+    })
 }
 
-/// The authenticated user of a request.
-#[derive(Debug)]
+/// The authenticated user of a request (put there by the digest middleware).
+#[derive(Debug, Clone)]
 pub struct DigestUser {
     /// Their address.
     pub address: Address,
 }
 
-impl FromRequestParts<AppState> for DigestUser {
+impl<S: Send + Sync> FromRequestParts<S> for DigestUser {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, s: &AppState) -> Result<Self, ApiError> {
-        crate::http::digest::authenticate(parts, s).await
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .get::<DigestUser>()
+            .cloned()
+            .ok_or_else(|| ApiError::internal("route without digest authentication"))
     }
 }
 
