@@ -129,7 +129,11 @@ fn legacy_ack_reaches_the_accepted_server_transaction() {
     check(
         &scenarios::legacy_ack(),
         &[("answered", 1), ("byes", 1)],
-        &[Edge::IstAcceptedAck],
+        &[
+            Edge::IstAcceptedAck,
+            Edge::IstAccepted2xx,
+            Edge::IctAccepted2xx,
+        ],
     );
 }
 

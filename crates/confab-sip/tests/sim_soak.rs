@@ -41,10 +41,15 @@ fn run(r: &Run) -> sim::UaStats {
     let s = sim.stats();
     assert_eq!(s.calls, r.calls as u64);
     assert!(s.requests >= r.requests as u64);
-    assert!(s.answered + s.rejected + s.timed_out <= s.calls, "{s:?}");
+    // Every call ends exactly one way.
+    assert_eq!(
+        s.answered + s.rejected + s.timed_out + s.failed,
+        s.calls,
+        "{s:?}"
+    );
     assert!(s.answered > 0 && s.rejected > 0, "{s:?}");
     eprintln!(
-        "seed {} loss {:.0}%: {} transactions, {} calls ({} answered, {} rejected, {} timed out, {} cancels, {} BYEs), {} requests ({} auth), {} transport errors, {} datagrams ({} lost, {} duplicated), idle at {}",
+        "seed {} loss {:.0}%: {} transactions, {} calls ({} answered, {} rejected, {} timed out, {} failed, {} cancels, {} BYEs), {} requests ({} auth), {} transport errors, {} datagrams ({} lost, {} duplicated), idle at {}",
         r.seed,
         r.loss * 100.0,
         s.transactions,
@@ -52,6 +57,7 @@ fn run(r: &Run) -> sim::UaStats {
         s.answered,
         s.rejected,
         s.timed_out,
+        s.failed,
         s.cancels,
         s.byes,
         s.requests,

@@ -235,6 +235,11 @@ fn cancel_is_deferred_until_a_provisional_response() {
         now = l.poll_timeout().unwrap();
         l.handle_timeout(now);
     }
+    assert_eq!(
+        now,
+        MS(50) + Duration::from_secs(32),
+        "64*T1 after the CANCEL"
+    );
     let (_, ev) = drain(&mut l);
     assert!(
         ev.iter()

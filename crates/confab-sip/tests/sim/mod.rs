@@ -236,6 +236,8 @@ enum Action {
     HangUp { dialog: DialogId },
     /// Cancel an INVITE client transaction.
     Cancel { tx: TxId },
+    /// Pass a 2xx to the (Accepted) INVITE server transaction again.
+    Resend { tx: TxId, response: Message },
 }
 
 #[derive(Debug)]
@@ -250,7 +252,12 @@ struct ServerCtx {
 
 #[derive(Debug)]
 struct ClientCtx {
+    /// A 2xx was received (later 2xx are retransmissions).
+    answered: bool,
+    /// The call's outcome (answered, rejected, timed out, failed) was counted.
+    counted: bool,
     request: Message,
+    flow: SimFlow,
     cancel_at: Option<Duration>,
     hold: Duration,
     /// For REGISTER: whether credentials were already tried.
@@ -268,6 +275,8 @@ pub struct UaStats {
     pub rejected: u64,
     /// Calls whose INVITE transaction timed out.
     pub timed_out: u64,
+    /// Calls whose INVITE transaction failed with a transport error.
+    pub failed: u64,
     /// CANCELs requested.
     pub cancels: u64,
     /// BYEs sent.
@@ -306,6 +315,8 @@ pub struct Ua {
     /// Dialogs where we must hang up at some point (so no dialog outlives the run).
     /// Peer flows for in-dialog requests.
     dialog_flow: HashMap<DialogId, SimFlow>,
+    /// Dialogs whose 2xx we already handled (later 2xx are retransmissions).
+    established: std::collections::HashSet<DialogId>,
     /// Invite behaviours to draw from when answering.
     pub invite_behaviours: Vec<InviteBehaviour>,
     /// Request behaviours to draw from.
@@ -314,6 +325,9 @@ pub struct Ua {
     pub challenge_register: bool,
     /// Whether this UA sends 2xx ACKs with the INVITE's branch (RFC 2543 style).
     pub legacy_ack: bool,
+    /// Whether this UA's application also passes a copy of its 2xx to the transaction
+    /// once more (RFC 6026 Accepted: "2xx from TU").
+    pub tu_resends_2xx: bool,
     nonce_seq: u64,
     /// What happened.
     pub stats: UaStats,
@@ -374,6 +388,7 @@ impl Ua {
             clients: HashMap::new(),
             pending_2xx: HashMap::new(),
             dialog_flow: HashMap::new(),
+            established: std::collections::HashSet::new(),
             invite_behaviours: vec![InviteBehaviour::Answer {
                 ring: millis(50),
                 answer: millis(500),
@@ -381,6 +396,7 @@ impl Ua {
             request_behaviours: vec![RequestBehaviour::Fast],
             challenge_register: false,
             legacy_ack: false,
+            tu_resends_2xx: false,
             nonce_seq: 0,
             stats: UaStats::default(),
         }
@@ -476,9 +492,16 @@ impl Ua {
         if let Some(c) = cancel_at {
             self.schedule(now + c, Action::Cancel { tx });
         }
+        // Like any phone, give up ringing after 3 minutes: without it a final response
+        // lost with its connection (reliable flows do not retransmit) would leave the
+        // INVITE client transaction in Proceeding forever (Timer C is a proxy's).
+        self.schedule(now + secs(180), Action::Cancel { tx });
         self.clients.insert(
             tx,
             ClientCtx {
+                answered: false,
+                counted: false,
+                flow,
                 request: inv,
                 cancel_at,
                 hold,
@@ -500,15 +523,19 @@ impl Ua {
             b = b.body("text/plain", Bytes::from_static(b"hello"));
         }
         let req = b.build().expect("valid request");
+        let flow = SimFlow { peer, reliable };
         let tx = self
             .layer
-            .send_request(now, req.clone(), SimFlow { peer, reliable })
+            .send_request(now, req.clone(), flow)
             .expect("fresh branch");
         self.stats.requests += 1;
         self.stats.transactions += 1;
         self.clients.insert(
             tx,
             ClientCtx {
+                answered: false,
+                counted: false,
+                flow,
                 request: req,
                 cancel_at: None,
                 hold: Duration::ZERO,
@@ -537,6 +564,9 @@ impl Ua {
         match a {
             Action::Respond { tx, status } => self.respond(now, tx, status),
             Action::HangUp { dialog } => self.hang_up(now, &dialog),
+            Action::Resend { tx, response } => {
+                let _ = self.layer.send_response(now, tx, response);
+            }
             Action::Cancel { tx } => {
                 if self.clients.contains_key(&tx) {
                     if let Ok(o) = self.layer.cancel(now, tx) {
@@ -556,9 +586,13 @@ impl Ua {
         self.stats.transactions += 1;
         if let Some(inv) = self.clients.get(&invite) {
             let req = inv.request.clone();
+            let flow = inv.flow;
             self.clients.insert(
                 cancel,
                 ClientCtx {
+                    answered: false,
+                    counted: false,
+                    flow,
                     request: req,
                     cancel_at: None,
                     hold: Duration::ZERO,
@@ -574,6 +608,7 @@ impl Ua {
         };
         let flow = self.dialog_flow.remove(id);
         self.pending_2xx.remove(id);
+        self.established.remove(id);
         let r = entropy(&mut self.rng);
         let (Ok(b), Some(flow)) = (self.uac.in_dialog(&mut d, Method::Bye, &r), flow) else {
             return;
@@ -585,6 +620,9 @@ impl Ua {
             self.clients.insert(
                 tx,
                 ClientCtx {
+                    answered: false,
+                    counted: false,
+                    flow,
                     request: bye,
                     cancel_at: None,
                     hold: Duration::ZERO,
@@ -647,6 +685,15 @@ impl Ua {
                 self.pending_2xx.insert(id.clone(), (tx, seq));
                 // Hang up eventually if the caller never does.
                 self.schedule(now + secs(120), Action::HangUp { dialog: id.clone() });
+            }
+            if self.tu_resends_2xx {
+                self.schedule(
+                    now + millis(700),
+                    Action::Resend {
+                        tx,
+                        response: resp.clone(),
+                    },
+                );
             }
             self.layer.send_2xx_until_ack(now, tx, resp)
         } else {
@@ -758,7 +805,9 @@ impl Ua {
             Event::Timeout { tx, .. } => {
                 if let Some(c) = self.clients.remove(&tx) {
                     if c.request.method() == Some(&Method::Invite) && c.auth_tries != u8::MAX {
-                        self.stats.timed_out += 1;
+                        if !c.counted {
+                            self.stats.timed_out += 1;
+                        }
                         self.end_early_dialogs(&c.request);
                     }
                 }
@@ -774,7 +823,15 @@ impl Ua {
             }
             Event::TransportError { tx } => {
                 self.stats.transport_errors += 1;
-                let _ = tx;
+                if let Some(c) = self.clients.get_mut(&tx) {
+                    if c.request.method() == Some(&Method::Invite)
+                        && c.auth_tries != u8::MAX
+                        && !c.counted
+                    {
+                        c.counted = true;
+                        self.stats.failed += 1;
+                    }
+                }
             }
             Event::Terminated { tx, kind } => {
                 if let Some(c) = self.clients.remove(&tx) {
@@ -845,6 +902,7 @@ impl Ua {
                     .expect("resp");
                 let _ = self.layer.send_response(now, tx, resp);
                 if method == Method::Bye {
+                    self.established.remove(&id);
                     self.dialogs.remove(&id);
                     self.dialog_flow.remove(&id);
                     self.pending_2xx.remove(&id);
@@ -926,6 +984,8 @@ impl Ua {
                 RequestBehaviour::NotFound => self.respond(now, tx, 404),
                 RequestBehaviour::Provisional { delay } => {
                     self.respond(now, tx, 100);
+                    // A second provisional half-way (keep-alive), then the final.
+                    self.schedule(now + delay / 2, Action::Respond { tx, status: 100 });
                     self.schedule(now + delay, Action::Respond { tx, status: 200 });
                 }
                 RequestBehaviour::Delayed { delay } => {
@@ -959,14 +1019,36 @@ impl Ua {
         if method == Method::Invite {
             let request = ctx.request.clone();
             let hold = ctx.hold;
-            let flow = self.layer.flow(tx).copied();
+            let flow = Some(ctx.flow);
+            let answered_before = ctx.answered;
+            if (200..300).contains(&status) && answered_before {
+                // A retransmitted 2xx (RFC 6026 Accepted passes them up): ACK it again if
+                // the call is still up; never re-create a dialog we already hung up.
+                let seq = request.cseq().and_then(Result::ok).map_or(1, |c| c.seq);
+                if let Some(id) = response_dialog_id(&response) {
+                    let r = entropy(&mut self.rng);
+                    if let Some(d) = self.dialogs.get_mut(&id) {
+                        if let Ok(ack) = self.uac.ack_for_2xx(d, seq, &r) {
+                            self.layer.send_stateless(&ack, ctx_flow(flow));
+                        }
+                    }
+                }
+                return;
+            }
+            let counted = ctx.counted;
+            if status >= 200 {
+                if let Some(c) = self.clients.get_mut(&tx) {
+                    c.answered = status < 300;
+                    c.counted = true;
+                }
+            }
             let dlg = self.dialogs.handle_uac_response(&request, &response);
             if (200..300).contains(&status) {
                 if let Ok(Some((id, _))) = dlg {
                     let seq = request.cseq().and_then(Result::ok).map_or(1, |c| c.seq);
                     let r = entropy(&mut self.rng);
                     let legacy = self.legacy_ack;
-                    let first = !self.dialog_flow.contains_key(&id);
+                    let first = self.established.insert(id.clone());
                     if let (Some(d), Some(flow)) = (self.dialogs.get_mut(&id), flow) {
                         if let Ok(mut ack) = self.uac.ack_for_2xx(d, seq, &r) {
                             if legacy {
@@ -980,13 +1062,15 @@ impl Ua {
                             self.layer.send_stateless(&ack, flow);
                         }
                         if first {
-                            self.dialog_flow.insert(id.clone(), flow);
-                            self.stats.answered += 1;
+                            self.dialog_flow.entry(id.clone()).or_insert(flow);
+                            if !counted {
+                                self.stats.answered += 1;
+                            }
                             self.schedule(now + hold, Action::HangUp { dialog: id });
                         }
                     }
                 }
-            } else if status >= 300 {
+            } else if status >= 300 && !counted {
                 self.stats.rejected += 1;
             } else if let (Ok(Some((id, _))), Some(flow)) = (dlg, flow) {
                 self.dialog_flow.entry(id).or_insert(flow);
@@ -1000,13 +1084,16 @@ impl Ua {
             let request = ctx.request.clone();
             let r = entropy(&mut self.rng);
             if let Ok(again) = self.uac.authorize(&request, &response, &r) {
-                let flow = self.layer.flow(tx).copied().expect("live tx");
+                let flow = ctx.flow;
                 if let Ok(t) = self.layer.send_request(now, again.clone(), flow) {
                     self.stats.auth_answers += 1;
                     self.stats.transactions += 1;
                     self.clients.insert(
                         t,
                         ClientCtx {
+                            answered: false,
+                            counted: false,
+                            flow,
                             request: again,
                             cancel_at: None,
                             hold: Duration::ZERO,
@@ -1017,6 +1104,13 @@ impl Ua {
             }
         }
     }
+}
+
+fn ctx_flow(f: Option<SimFlow>) -> SimFlow {
+    f.unwrap_or(SimFlow {
+        peer: 0,
+        reliable: false,
+    })
 }
 
 fn response_dialog_id(r: &Message) -> Option<DialogId> {
@@ -1191,6 +1285,7 @@ impl Sim {
             s.answered += x.answered;
             s.rejected += x.rejected;
             s.timed_out += x.timed_out;
+            s.failed += x.failed;
             s.cancels += x.cancels;
             s.byes += x.byes;
             s.requests += x.requests;

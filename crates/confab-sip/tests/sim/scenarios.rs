@@ -87,10 +87,12 @@ pub fn invite_timeout() -> Sim {
 }
 
 /// A caller that acknowledges 2xx with the INVITE's own branch (RFC 2543 style): the ACK
-/// matches the INVITE server transaction in the Accepted state.
+/// matches the INVITE server transaction in the Accepted state. The callee's application
+/// passes its 2xx to the transaction a second time ("2xx from TU" in Accepted).
 pub fn legacy_ack() -> Sim {
     let mut sim = two(NetConfig::perfect(), Config::default());
     sim.nodes[0].legacy_ack = true;
+    sim.nodes[1].tu_resends_2xx = true;
     sim.nodes[0].call(Time::ZERO, 1, false, ms(1000), None);
     sim.run_until_idle(END);
     sim
