@@ -26,6 +26,7 @@
 mod address;
 mod error;
 mod phone;
+mod registration;
 mod store;
 mod time;
 mod token;
@@ -34,6 +35,10 @@ mod user;
 pub use address::{Address, AddressError};
 pub use error::{Entity, StoreError};
 pub use phone::{PhoneError, PhoneNumber};
+pub use registration::{
+    Binding, BindingPlan, BindingsUpdate, FlowInfo, QValue, QValueError, Refusal,
+    RegistrationStore, SipTransport, SipTransportError, TempGruuState, UpdateOutcome,
+};
 pub use store::{Cursor, Page, PageRequest, TokenStore, UserStore};
 pub use time::Timestamp;
 pub use token::{ApiToken, ApiTokenSecret, TokenError, TokenHash, TokenName};
