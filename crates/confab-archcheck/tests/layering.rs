@@ -26,13 +26,22 @@ struct Rules {
     tier: BTreeMap<String, Tier>,
 }
 
-/// The dependency graph restricted to what the checks need.
+/// The dependency graph restricted to what the checks need. Nodes are package ids (two
+/// versions of one crate are two nodes); `name` maps an id to its crate name.
 #[derive(Debug, Default)]
 struct Graph {
-    /// Workspace member names.
+    /// Workspace member ids.
     members: BTreeSet<String>,
-    /// package name -> names of its normal dependencies (for the target platform).
+    /// package id -> ids of its normal dependencies (for the target platform).
     normal: BTreeMap<String, BTreeSet<String>>,
+    /// package id -> crate name.
+    name: BTreeMap<String, String>,
+}
+
+impl Graph {
+    fn name<'a>(&'a self, id: &'a str) -> &'a str {
+        self.name.get(id).map_or(id, String::as_str)
+    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -76,12 +85,15 @@ fn load_graph() -> Graph {
         .iter()
         .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
         .collect();
-    let mut g = Graph::default();
+    let mut g = Graph {
+        name: name_of.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        ..Graph::default()
+    };
     for id in meta["workspace_members"].as_array().unwrap() {
-        g.members.insert(name_of[id.as_str().unwrap()].to_owned());
+        g.members.insert(id.as_str().unwrap().to_owned());
     }
     for node in meta["resolve"]["nodes"].as_array().unwrap() {
-        let from = name_of[node["id"].as_str().unwrap()].to_owned();
+        let from = node["id"].as_str().unwrap().to_owned();
         let entry = g.normal.entry(from).or_default();
         for dep in node["deps"].as_array().unwrap() {
             let is_normal = dep["dep_kinds"]
@@ -90,7 +102,7 @@ fn load_graph() -> Graph {
                 .iter()
                 .any(|k| k["kind"].is_null());
             if is_normal {
-                entry.insert(name_of[dep["pkg"].as_str().unwrap()].to_owned());
+                entry.insert(dep["pkg"].as_str().unwrap().to_owned());
             }
         }
     }
@@ -125,23 +137,26 @@ fn violations(rules: &Rules, g: &Graph) -> Vec<String> {
             }
         }
     }
-    for m in &g.members {
-        if !tier_of.contains_key(m.as_str()) {
+    let member_ids: BTreeMap<&str, &str> =
+        g.members.iter().map(|id| (g.name(id), id.as_str())).collect();
+    for m in member_ids.keys() {
+        if !tier_of.contains_key(m) {
             errors.push(format!(
                 "workspace crate {m} is not listed in any tier of ARCHITECTURE.md's layering block"
             ));
         }
     }
     for (member, tname) in &tier_of {
-        if !g.members.contains(*member) {
+        let Some(member_id) = member_ids.get(member) else {
             continue; // planned crate that does not exist yet
-        }
+        };
         let tier = &rules.tier[*tname];
         let allow = allowed(rules, tname, &mut BTreeSet::new());
         let any = allow.contains("*");
         // Direct workspace dependencies: tier rule.
-        for dep in g.normal.get(*member).into_iter().flatten() {
-            if let Some(dep_tier) = tier_of.get(dep.as_str()) {
+        for dep_id in g.normal.get(*member_id).into_iter().flatten() {
+            let dep = g.name(dep_id);
+            if let Some(dep_tier) = tier_of.get(dep) {
                 if !tier.may_use.iter().any(|t| t == dep_tier) {
                     errors.push(format!(
                         "{member} ({tname}) depends on {dep} ({dep_tier}), which {tname} may not use"
@@ -150,22 +165,24 @@ fn violations(rules: &Rules, g: &Graph) -> Vec<String> {
             }
         }
         // Transitive external dependencies: allow/deny lists.
-        let mut stack: Vec<&str> = vec![member];
+        let mut stack: Vec<&str> = vec![member_id];
         let mut seen = BTreeSet::new();
-        while let Some(p) = stack.pop() {
-            for dep in g.normal.get(p).into_iter().flatten() {
-                if !seen.insert(dep.clone()) {
+        while let Some(p_id) = stack.pop() {
+            let p = g.name(p_id);
+            for dep_id in g.normal.get(p_id).into_iter().flatten() {
+                if !seen.insert(dep_id.as_str()) {
                     continue;
                 }
-                stack.push(dep);
-                if g.members.contains(dep) {
+                stack.push(dep_id);
+                if g.members.contains(dep_id) {
                     continue; // checked by the tier rule of its own crate
                 }
-                if tier.deny.contains(dep) {
+                let dep = g.name(dep_id).to_owned();
+                if tier.deny.contains(&dep) {
                     errors.push(format!(
                         "{member} ({tname}) reaches {dep} (via {p}), which {tname} denies"
                     ));
-                } else if !any && !allow.contains(dep) {
+                } else if !any && !allow.contains(&dep) {
                     errors.push(format!(
                         "{member} ({tname}) reaches {dep} (via {p}), which is not in the {tname} allow-list"
                     ));
@@ -195,6 +212,7 @@ fn checker_reports_violations_in_a_synthetic_graph() {
     for m in ["confab-sip", "confab-store", "role-x", "stray"] {
         g.members.insert(m.into());
     }
+    // In the synthetic graph an id is the crate name.
     let edges: &[(&str, &[&str])] = &[
         ("confab-sip", &["bytes", "helper-lib"]),
         ("helper-lib", &["tokio"]),
