@@ -72,6 +72,7 @@ mod flow;
 mod limits;
 mod listen;
 mod metrics;
+mod queue;
 pub mod rules;
 mod sip;
 mod stream;

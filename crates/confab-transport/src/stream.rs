@@ -12,7 +12,6 @@ use futures_util::{SinkExt, StreamExt};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::time::{sleep, sleep_until, timeout};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tokio_tungstenite::WebSocketStream;
@@ -24,10 +23,11 @@ use tokio_tungstenite::tungstenite::{Message as WsMessage, Utf8Bytes};
 use crate::flow::FlowToken;
 use crate::limits::ConnectionGuard;
 use crate::listen::TransportKind;
+use crate::queue::SendQueue;
 use crate::sip::{self, Framed};
 use crate::tls::PeerIdentity;
 use crate::transport::{
-    CloseReason, ConnEntry, Inbound, ListenerInfo, Outgoing, SendError, Shared, TransportEvent,
+    CloseReason, ConnEntry, Inbound, ListenerInfo, SendError, Shared, TransportEvent,
 };
 use crate::udp::answer_bad_input;
 
@@ -43,6 +43,36 @@ pub(crate) fn bind_tcp(addr: SocketAddr) -> io::Result<TcpListener> {
     s.bind(&addr.into())?;
     s.listen(1024)?;
     TcpListener::from_std(s.into())
+}
+
+/// A byte stream a connection task runs on.
+pub(crate) trait StreamIo: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    /// Plain TCP can wait for readability without a buffer, so an idle connection holds no
+    /// receive buffer. TLS keeps plaintext inside rustls, so it always reads into a buffer.
+    const LAZY_BUFFER: bool;
+
+    /// Waits until a read would find data (only called when `LAZY_BUFFER`).
+    fn ready(&self) -> impl Future<Output = ()> + Send;
+}
+
+impl StreamIo for TcpStream {
+    const LAZY_BUFFER: bool = true;
+
+    async fn ready(&self) {
+        let _ = self.readable().await;
+    }
+}
+
+impl StreamIo for tokio_rustls::server::TlsStream<TcpStream> {
+    const LAZY_BUFFER: bool = false;
+
+    async fn ready(&self) {}
+}
+
+impl StreamIo for tokio_rustls::client::TlsStream<TcpStream> {
+    const LAZY_BUFFER: bool = false;
+
+    async fn ready(&self) {}
 }
 
 /// What a connection task knows about its connection.
@@ -255,15 +285,13 @@ pub(crate) async fn connect(
 }
 
 /// Registers a byte-stream connection and spawns its task.
-fn start<S>(
+fn start<S: StreamIo>(
     sh: &Arc<Shared>,
     io: S,
     ctx: ConnCtx,
     guard: ConnectionGuard,
     reusable_as: Option<SocketAddr>,
-) where
-    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let rx = register(sh, &ctx, reusable_as);
     let sh = sh.clone();
     tokio::spawn(async move {
@@ -284,23 +312,19 @@ where
     });
 }
 
-fn register(
-    sh: &Shared,
-    ctx: &ConnCtx,
-    reusable_as: Option<SocketAddr>,
-) -> mpsc::Receiver<Outgoing> {
-    let (tx, rx) = mpsc::channel(sh.cfg.connection_send_queue);
+fn register(sh: &Shared, ctx: &ConnCtx, reusable_as: Option<SocketAddr>) -> Arc<SendQueue> {
+    let queue = Arc::new(SendQueue::new(sh.cfg.connection_send_queue));
     sh.register_conn(
         ctx.id,
         ConnEntry {
-            tx,
+            queue: queue.clone(),
             remote: ctx.remote,
             transport: ctx.transport,
         },
         reusable_as,
     );
     sh.metrics.opened(ctx.transport);
-    rx
+    queue
 }
 
 async fn finish(sh: &Shared, ctx: &ConnCtx, reason: CloseReason, guard: ConnectionGuard) {
@@ -414,19 +438,21 @@ fn account(
     Ok(())
 }
 
-async fn run_stream<S>(
+async fn run_stream<S: StreamIo>(
     sh: &Shared,
     mut io: S,
     ctx: &ConnCtx,
-    mut rx: mpsc::Receiver<Outgoing>,
-) -> CloseReason
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-{
+    rx: Arc<SendQueue>,
+) -> CloseReason {
     let idle = Duration::from_secs(sh.cfg.idle_timeout_s);
     let mut deadline = tokio::time::Instant::now() + idle;
-    let mut buf = BytesMut::with_capacity(4096);
+    let mut buf = if S::LAZY_BUFFER {
+        BytesMut::new()
+    } else {
+        BytesMut::with_capacity(4096)
+    };
     let mut accounted = 0usize;
+    let mut readable = false;
     let reason = 'conn: loop {
         // Deliver every complete message in the buffer.
         loop {
@@ -462,21 +488,36 @@ where
         if let Err(r) = account(sh, ctx, &mut accounted, buf.len()) {
             break r;
         }
-        if buf.capacity() - buf.len() < 1024 {
+        // An idle plain-TCP connection gives its buffer back (the messages already split
+        // off keep their own part of it) and waits for readability without one.
+        let lazy = S::LAZY_BUFFER && buf.is_empty() && !readable;
+        readable = false;
+        if lazy {
+            buf = BytesMut::new();
+        } else if buf.capacity() - buf.len() < 1024 {
             buf.reserve(4096);
         }
+        let input = async {
+            if lazy {
+                io.ready().await;
+                None
+            } else {
+                Some(io.read_buf(&mut buf).await)
+            }
+        };
         tokio::select! {
-            r = io.read_buf(&mut buf) => match r {
-                Ok(0) => break CloseReason::Peer,
-                Ok(_) => deadline = tokio::time::Instant::now() + idle,
-                Err(_) => break CloseReason::Error,
+            r = input => match r {
+                None => readable = true, // loop: reserve a buffer and read
+                Some(Ok(0)) => break CloseReason::Peer,
+                Some(Ok(_)) => deadline = tokio::time::Instant::now() + idle,
+                Some(Err(_)) => break CloseReason::Error,
             },
-            out = rx.recv() => {
+            out = rx.pop() => {
                 let Some(first) = out else { break CloseReason::Local };
                 let mut written = first.len();
                 let mut ok = io.write_all(&first).await.is_ok();
                 // Write whatever else is queued before one flush.
-                while ok && let Ok(more) = rx.try_recv() {
+                while ok && let Some(more) = rx.try_pop() {
                     written += more.len();
                     ok = io.write_all(&more).await.is_ok();
                 }
@@ -491,15 +532,14 @@ where
         }
     };
     account(sh, ctx, &mut accounted, 0).ok();
-    release_queued(sh, ctx, &mut rx);
+    release_queued(sh, ctx, &rx);
     let _ = io.shutdown().await;
     reason
 }
 
 /// Gives back the bytes-in-flight of messages still queued when a connection ends.
-fn release_queued(sh: &Shared, ctx: &ConnCtx, rx: &mut mpsc::Receiver<Outgoing>) {
-    rx.close();
-    while let Ok(b) = rx.try_recv() {
+fn release_queued(sh: &Shared, ctx: &ConnCtx, rx: &SendQueue) {
+    for b in rx.drain() {
         sh.sources
             .release_bytes(ctx.remote.ip(), b.len(), Instant::now());
     }
@@ -517,7 +557,7 @@ async fn run_ws<S>(
     sh: &Shared,
     mut ws: WebSocketStream<S>,
     ctx: &ConnCtx,
-    mut rx: mpsc::Receiver<Outgoing>,
+    rx: Arc<SendQueue>,
 ) -> CloseReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
@@ -548,11 +588,11 @@ where
                     Err(r) => break r,
                 }
             },
-            out = rx.recv() => {
+            out = rx.pop() => {
                 let Some(first) = out else { break CloseReason::Local };
                 let mut written = first.len();
                 let mut ok = ws.feed(ws_message(first)).await.is_ok();
-                while ok && let Ok(more) = rx.try_recv() {
+                while ok && let Some(more) = rx.try_pop() {
                     written += more.len();
                     ok = ws.feed(ws_message(more)).await.is_ok();
                 }
@@ -566,7 +606,7 @@ where
             _ = sleep_until(deadline) => break CloseReason::Idle,
         }
     };
-    release_queued(sh, ctx, &mut rx);
+    release_queued(sh, ctx, &rx);
     let _ = ws.close(None).await;
     reason
 }

@@ -229,12 +229,9 @@ pub enum BindError {
 /// A destination of connection-oriented sends.
 pub(crate) type DestKey = (TransportKind, SocketAddr);
 
-/// A message queued for a connection.
-pub(crate) type Outgoing = Bytes;
-
 #[derive(Debug)]
 pub(crate) struct ConnEntry {
-    pub(crate) tx: mpsc::Sender<Outgoing>,
+    pub(crate) queue: Arc<crate::queue::SendQueue>,
     pub(crate) remote: SocketAddr,
     pub(crate) transport: TransportKind,
 }
@@ -318,6 +315,10 @@ impl Shared {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&id);
+        if let Some(e) = &e {
+            // ends the connection task if it is still running (close_flow, shutdown)
+            e.queue.close();
+        }
         self.by_addr
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -325,12 +326,15 @@ impl Shared {
         e
     }
 
-    fn conn_sender(&self, id: u64) -> Option<(mpsc::Sender<Outgoing>, SocketAddr, TransportKind)> {
+    fn conn_sender(
+        &self,
+        id: u64,
+    ) -> Option<(Arc<crate::queue::SendQueue>, SocketAddr, TransportKind)> {
         self.conns
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .get(&id)
-            .map(|c| (c.tx.clone(), c.remote, c.transport))
+            .map(|c| (c.queue.clone(), c.remote, c.transport))
     }
 
     /// Queues bytes on connection `id`. The connection task releases the bytes-in-flight
@@ -343,13 +347,13 @@ impl Shared {
             .reserve_bytes(remote.ip(), bytes.len(), now)
             .map_err(|_| SendError::Busy(flow))?;
         let len = bytes.len();
-        match tx.try_send(bytes) {
+        match tx.push(bytes) {
             Ok(()) => Ok(flow),
             Err(e) => {
                 self.sources.release_bytes(remote.ip(), len, now);
                 Err(match e {
-                    mpsc::error::TrySendError::Full(_) => SendError::Busy(flow),
-                    mpsc::error::TrySendError::Closed(_) => SendError::FlowGone(flow),
+                    crate::queue::PushError::Full => SendError::Busy(flow),
+                    crate::queue::PushError::Closed => SendError::FlowGone(flow),
                 })
             }
         }
@@ -705,7 +709,7 @@ impl TransportHandle {
     /// [`CloseReason::Local`] follows). No effect on UDP flows.
     pub fn close_flow(&self, flow: FlowToken) {
         if let Some(id) = flow.connection_id() {
-            // Dropping the sender ends the connection task's queue; it then closes.
+            // Closing the queue ends the connection task; it then closes the socket.
             self.shared.unregister_conn(id);
         }
     }
@@ -742,10 +746,16 @@ impl TransportHandle {
         for t in tasks {
             t.abort();
         }
-        self.shared
+        let conns: Vec<ConnEntry> = self
+            .shared
             .conns
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .clear();
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for c in conns {
+            c.queue.close();
+        }
     }
 }
