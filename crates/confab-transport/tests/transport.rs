@@ -492,3 +492,70 @@ async fn foreign_responses_dropped() {
         "the foreign one was dropped"
     );
 }
+
+/// Random and mutated input over UDP and TCP never takes a receive task down: afterwards
+/// OPTIONS from many source ports (spread over every SO_REUSEPORT socket) are all answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_input_never_breaks_the_server() {
+    let (h, _seen) = start(config(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]), None).await;
+    let udp = h.listener(TransportKind::Udp).unwrap().local;
+    let tcp = h.listener(TransportKind::Tcp).unwrap().local;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let valid = options("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKr;rport", "r").into_bytes();
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for i in 0..3000 {
+        let d: Vec<u8> = if i % 2 == 0 {
+            let len = (next() % 1500) as usize;
+            (0..len).map(|_| next() as u8).collect()
+        } else {
+            let mut m = valid.clone();
+            for _ in 0..(1 + next() % 4) {
+                let at = (next() as usize) % m.len();
+                m[at] = next() as u8;
+            }
+            let cut = (next() as usize) % (m.len() + 1);
+            m.truncate(cut.max(1));
+            m
+        };
+        let _ = c.send_to(&d, udp).await;
+    }
+    for _ in 0..50 {
+        let mut s = TcpStream::connect(tcp).await.unwrap();
+        for _ in 0..5 {
+            let len = (next() % 700) as usize;
+            let chunk: Vec<u8> = if next() % 2 == 0 {
+                (0..len).map(|_| next() as u8).collect()
+            } else {
+                valid[..len.min(valid.len())].to_vec()
+            };
+            if s.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    for i in 0..16 {
+        let s = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let m = options(
+            &format!("SIP/2.0/UDP 127.0.0.1;branch=z9hG4bKok{i};rport"),
+            &format!("ok{i}"),
+        );
+        let r = udp_roundtrip(&s, udp, &m)
+            .await
+            .expect("answered after the garbage");
+        assert!(r.starts_with("SIP/2.0 200 "), "{r}");
+    }
+    let mut s = TcpStream::connect(tcp).await.unwrap();
+    s.write_all(options("SIP/2.0/TCP 127.0.0.1;branch=z9hG4bKtcpok", "tok").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = s.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+}
