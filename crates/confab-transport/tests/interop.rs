@@ -361,3 +361,69 @@ async fn jssip_ws_and_wss() {
     assert!(counts[2] >= 1, "TLS decode: {counts:?}");
     assert_eq!(counts[3], 0, "malformed or warning frames: {counts:?}");
 }
+
+/// The other direction: SIPp answers, Confab's transport sends the requests
+/// (`send_request`) over UDP and TCP and receives the 200s (which pass the §18.1.2 sent-by
+/// check because the Via carries our listener's sent-by).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sipp_as_server_udp_and_tcp() {
+    let _serial = SERIAL.lock().await;
+    let sipp = require_tool("sipp", "sip-tester");
+    let (h, mut seen) = start(config(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]), None).await;
+    let scenario = crate_dir().join("tests/sipp/uas_options.xml");
+    for (mode, transport) in [("u1", TransportKind::Udp), ("t1", TransportKind::Tcp)] {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut uas = tokio::process::Command::new(&sipp)
+            .current_dir(dir.path())
+            .arg("-sf")
+            .arg(&scenario)
+            .args(["-t", mode, "-i", "127.0.0.1", "-p", &port.to_string()])
+            .args(["-m", "20", "-timeout", "30s", "-nostdin"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start sipp");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let sent_by = h.listener(transport).unwrap().sent_by();
+        let target = confab_transport::rules::RequestTarget {
+            transport,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            server_name: None,
+            tcp_supported: false,
+        };
+        for i in 0..20 {
+            let mut req = confab_sip::RequestBuilder::new(
+                confab_sip::Method::Options,
+                &format!("sip:sipp@127.0.0.1:{port}"),
+            )
+            .via(&format!(
+                "SIP/2.0/{} {sent_by};branch=z9hG4bKuas{mode}{i}",
+                transport.via_name()
+            ))
+            .from(&format!("<sip:confab@127.0.0.1>;tag=u{i}"))
+            .to(&format!("<sip:sipp@127.0.0.1:{port}>"))
+            .call_id(&format!("uas-{mode}-{i}"))
+            .cseq(1)
+            .max_forwards(70)
+            .build()
+            .unwrap();
+            h.send_request(&mut req, &target).await.unwrap();
+        }
+        let mut ok = 0;
+        while ok < 20 {
+            match recv_timeout(&mut seen, 10).await.expect("200 from SIPp") {
+                Seen::Response { status, .. } => {
+                    assert_eq!(status, 200);
+                    ok += 1;
+                }
+                _ => continue,
+            }
+        }
+        let out = tokio::time::timeout(Duration::from_secs(30), uas.wait())
+            .await
+            .expect("SIPp ends after 20 calls")
+            .unwrap();
+        assert!(out.success(), "SIPp UAS over {mode}: {out}");
+    }
+}
