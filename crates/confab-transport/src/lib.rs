@@ -61,6 +61,31 @@
 //! connections have one task each; received bytes are framed in place and handed up as
 //! `Bytes` slices without copying.
 //!
+//! Measured on the 2-core development machine while other builds kept the load average
+//! around 11: the loopback echo benchmark (`examples/udp_bench.rs`) did 66k–93k round
+//! trips/s on one server thread at 6.5–7.9 µs of server CPU per round trip (receive,
+//! parse, Via stamping, event channel, send); the C `recvfrom`/`sendto` echo of
+//! `shared/research/anchor-bench/udp/udp.c` used 4.9–5.5 µs per round trip in the same
+//! runs. About 70 % of our time is in the kernel (`sendto` on loopback also pays for the
+//! peer's receive). An idle TCP connection costs about 3.3 KiB (`examples/conn_mem.rs`):
+//! no receive buffer while idle, a send queue that allocates only when used.
+//!
+//! ```text
+//! cargo run --release -p confab-transport --example udp_bench -- 5 1 echo
+//! cargo run --release -p confab-transport --example conn_mem -- 5000
+//! ```
+//!
+//! # Tests and the tools they need
+//!
+//! `tests/transport.rs` and `tests/tls_ws.rs` run over loopback sockets with Rust clients.
+//! `tests/interop.rs` uses real peers and fails, naming the package, when one is missing:
+//! SIPp (Debian `sip-tester`) as client over UDP/TCP and as server; SIPp over TLS through
+//! `stunnel4` (Debian's SIPp is built without OpenSSL); JsSIP with `jssip-node-websocket`
+//! (npm, installed by the test with `npm ci` from `tests/js/package-lock.json`) over WS and
+//! WSS; and `tshark` capturing on `lo` (needs root or capture rights), which must decode
+//! the traffic without malformed-packet or SIP warnings. Every TLS client in the tests
+//! verifies against a CA made with rcgen.
+//!
 //! # TLS
 //!
 //! rustls (ring provider) offers TLS 1.2 and 1.3 with ECDHE key exchange and AEAD suites
