@@ -474,15 +474,15 @@ impl Dialog {
             return Err(RequestRejection::Terminated);
         }
         let method = request.method().cloned().unwrap_or(Method::Ack);
-        if !matches!(method, Method::Ack | Method::Cancel) {
-            if let Some(Ok(c)) = request.cseq() {
-                if let Some(remote) = self.remote_seq
-                    && c.seq < remote
-                {
-                    return Err(RequestRejection::OutOfOrder { seq: c.seq, remote });
-                }
-                self.remote_seq = Some(c.seq);
+        if !matches!(method, Method::Ack | Method::Cancel)
+            && let Some(Ok(c)) = request.cseq()
+        {
+            if let Some(remote) = self.remote_seq
+                && c.seq < remote
+            {
+                return Err(RequestRejection::OutOfOrder { seq: c.seq, remote });
             }
+            self.remote_seq = Some(c.seq);
         }
         if is_target_refresh(&method) {
             self.refresh_target(request);

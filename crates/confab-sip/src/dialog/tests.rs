@@ -254,7 +254,7 @@ Content-Length: 0\n\n");
         event: "presence".into(),
         id: None,
     };
-    assert_eq!(d.usages(), &[presence.clone()]);
+    assert_eq!(d.usages(), std::slice::from_ref(&presence));
     let winfo = Usage::Subscription {
         event: "presence.winfo".into(),
         id: Some("7".into()),

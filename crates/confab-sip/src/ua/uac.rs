@@ -94,7 +94,7 @@ impl UacCore {
         )
     }
 
-    fn from_value(&self, tag: &str) -> String {
+    fn local_from(&self, tag: &str) -> String {
         match &self.config.display_name {
             Some(d) => format!("\"{d}\" <{}>;tag={tag}", self.config.local_uri),
             None => format!("<{}>;tag={tag}", self.config.local_uri),
@@ -138,7 +138,7 @@ impl UacCore {
         let mut b = RequestBuilder::new(method, &ruri)
             .via(&self.via(rand))
             .max_forwards(self.config.max_forwards)
-            .from(&self.from_value(from_tag))
+            .from(&self.local_from(from_tag))
             .to(to)
             .call_id(call_id)
             .cseq(cseq);

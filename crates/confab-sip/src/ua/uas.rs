@@ -47,8 +47,9 @@ impl Default for UasConfig {
 pub struct UasRejection {
     /// 405, 416, 482, 420 or 415.
     pub status: u16,
-    /// The complete response (with To tag and the header the status calls for).
-    pub response: Message,
+    /// The complete response (with To tag and the header the status calls for); boxed to
+    /// keep the `Result` small.
+    pub response: Box<Message>,
 }
 
 /// Validates requests in the order of §8.2 before the application sees them, and tracks
@@ -198,10 +199,10 @@ impl UasCore {
     /// Forget server transaction `tx` (call on [`crate::transaction::Event::Terminated`]
     /// or when its final response is sent).
     pub fn transaction_ended(&mut self, tx: TxId) {
-        if let Some(k) = self.keys.remove(&tx) {
-            if self.in_progress.get(&k) == Some(&tx) {
-                self.in_progress.remove(&k);
-            }
+        if let Some(k) = self.keys.remove(&tx)
+            && self.in_progress.get(&k) == Some(&tx)
+        {
+            self.in_progress.remove(&k);
         }
     }
 
@@ -243,7 +244,10 @@ impl UasCore {
                 .and_then(ResponseBuilder::build)
                 .unwrap_or_else(|_| unreachable_response(status)),
         };
-        UasRejection { status, response }
+        UasRejection {
+            status,
+            response: Box::new(response),
+        }
     }
 }
 
