@@ -40,6 +40,28 @@
 //! [`TransportEvent::FlowClosed`] says a connection flow is dead; [`SendError::FlowGone`]
 //! says the same at send time.
 //!
+//! ```no_run
+//! use confab_transport::{Transport, TransportConfig, TransportEvent};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config: TransportConfig = toml::from_str(r#"listen = ["udp:0.0.0.0:5060", "tcp:[::]:5060"]"#)?;
+//! let (handle, mut events) = Transport::bind(config, None).await?;
+//! while let Some(event) = events.recv().await {
+//!     match event {
+//!         TransportEvent::Message(inbound) if inbound.message.is_request() => {
+//!             let response = confab_sip::ResponseBuilder::reply_to(&inbound.message, 200)?
+//!                 .to_tag("x1")
+//!                 .build()?;
+//!             handle.send_response(&response, inbound.flow).await?;
+//!         }
+//!         TransportEvent::FlowClosed { flow, .. } => { /* registrations on `flow` fail */ }
+//!         _ => {}
+//!     }
+//! }
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # What it does not do
 //!
 //! No transactions, dialogs, routing or DNS (RFC 3263): the caller resolves names and hands

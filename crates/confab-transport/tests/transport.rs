@@ -53,15 +53,35 @@ async fn udp_rport_received_v4_and_v6() {
                 me.port()
             )
         );
-        match next_request(&mut seen).await {
+        let flow = match next_request(&mut seen).await {
             Seen::Request {
-                source, transport, ..
+                source,
+                transport,
+                flow,
+                ..
             } => {
                 assert_eq!(source, me);
                 assert_eq!(transport, TransportKind::Udp);
+                flow
             }
             other => panic!("{other:?}"),
-        }
+        };
+        // RFC 5626 §5.3: a later request to the client goes back over its flow, from the
+        // socket it sent to (what its NAT binding accepts)
+        let used = h
+            .send(
+                &Target::Flow(flow),
+                Bytes::from_static(b"NOTIFY over the flow"),
+            )
+            .await
+            .unwrap();
+        assert_eq!(used, flow);
+        let mut buf = [0u8; 64];
+        let (n, from) = tokio::time::timeout(Duration::from_secs(3), c.recv_from(&mut buf))
+            .await
+            .expect("request over the flow")
+            .unwrap();
+        assert_eq!((&buf[..n], from), (&b"NOTIFY over the flow"[..], server));
     }
 }
 
