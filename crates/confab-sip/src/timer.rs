@@ -6,7 +6,7 @@
 //! as [`Time`] from `poll_timeout()`, and the caller calls `handle_timeout(now)` when one
 //! passes.
 //!
-//! [`TimerHeap`] is a binary min-heap with **lazy deletion**: arming a timer pushes an
+//! The timer heap is a binary min-heap with **lazy deletion**: arming a timer pushes an
 //! entry; cancelling does nothing; when an entry reaches the top, the owner checks whether
 //! it is still current (same slot generation, same deadline still armed) and drops it
 //! otherwise. Stale entries are compacted away when they outnumber live ones, so the heap

@@ -5,6 +5,196 @@
 //! ([`super::TransactionLayer`]) turns the returned [`Edge`] into actions (send, inform
 //! the TU, arm timers). [`Edge::ALL`] with [`Edge::spec`] is the table the coverage test
 //! checks against: a unit test below proves `transition` and the table agree row by row.
+//! Edges marked "(ext)" below are stated in the RFC's prose rather than drawn.
+//!
+//! # INVITE client transaction (RFC 3261 Figure 5, RFC 6026 §7.2)
+//!
+//! ```text
+//!                                |INVITE from TU
+//!              Timer A fires     |INVITE sent      Timer B fires
+//!              Reset A,          V                 or Transport Err.
+//!              INVITE sent +-----------+           inform TU
+//!                +---------|           |--------------------------+
+//!                |         |  Calling  |                          |
+//!                +-------->|           |-----------+              |
+//!   300-699                +-----------+ 2xx       |              |
+//!   ACK sent                  |  |       2xx to TU |              |
+//!   resp. to TU               |  |1xx              |              |
+//!   +-------------------------+  |1xx to TU        |              |
+//!   |                            |                 |              |
+//!   |                1xx         V                 |              |
+//!   |                1xx to TU +-----------+       |              |
+//!   |                +---------|           |       |              |
+//!   |                |         |Proceeding |       |              |
+//!   |                +-------->|           |       |              |
+//!   |                          +-----------+ 2xx   |              |
+//!   |         300-699             |    |   2xx to TU              |
+//!   |         ACK sent,  +--------+    +---------------+          |
+//!   |         resp. to TU|                         |   |          |
+//!   |                    V                         V   V          |
+//!   |              +-----------+                +----------+      |
+//!   +------------->|           |                |          |      |
+//!                  | Completed |                | Accepted |---+  |
+//!   300-699        |           |                |          |   |  |
+//!   ACK sent  +----|           |                +----------+   |  |
+//!             +--->|           |                  ^  |  2xx    |  |
+//!                  +-----------+                  +--+  2xx to TU |
+//!                    |       |                       |            |
+//!       Transport Err|       | Timer D fires         | Timer M    |
+//!       inform TU    |       | -                     | fires  -   |
+//!                    V       V                       V            |
+//!                  +-----------------------------------+          |
+//!                  |            Terminated             |<---------+
+//!                  +-----------------------------------+
+//! ```
+//!
+//! (ext) Proceeding --transport error (the flow failed while waiting)--> Terminated;
+//! Proceeding --64·T1 after a CANCEL with no final response (§9.1)--> Terminated.
+//!
+//! # Non-INVITE client transaction (RFC 3261 Figure 6)
+//!
+//! ```text
+//!                                |Request from TU
+//!                                |send request
+//!            Timer E             V
+//!            send request  +-----------+
+//!                +---------|           |-------------------+
+//!                |         |  Trying   |  Timer F          |
+//!                +-------->|           |  or Transport Err.|
+//!                          +-----------+  inform TU        |
+//!             200-699         |  |                         |
+//!             resp. to TU     |  |1xx                      |
+//!             +---------------+  |resp. to TU              |
+//!             |                  |                         |
+//!             |   Timer E        V       Timer F           |
+//!             |   send req +-----------+ or Transport Err. |
+//!             |  +---------|           | inform TU         |
+//!             |  |         |Proceeding |------------------>|
+//!             |  +-------->|           |-----+             |
+//!             |            +-----------+     |1xx          |
+//!             |              |      ^        |resp to TU   |
+//!             | 200-699      |      +--------+             |
+//!             | resp. to TU  |                             |
+//!             |              |                             |
+//!             |              V                             |
+//!             |            +-----------+                   |
+//!             |            |           |                   |
+//!             +----------->| Completed |                   |
+//!                          |           |                   |
+//!                          +-----------+                   |
+//!                            ^   |                         |
+//!                            |   | Timer K                 |
+//!                            +---+ -                       |
+//!                                |                         |
+//!                                V                         |
+//!          NOTE:           +-----------+                   |
+//!                          |           |                   |
+//!      transitions         | Terminated|<------------------+
+//!      labeled with        |           |
+//!      the event           +-----------+
+//!      over the action
+//!      to take
+//! ```
+//!
+//! Timer E is T1, doubling up to T2 in Trying, T2 in Proceeding; E and the Timer K wait
+//! apply only on unreliable transports (K is 0 on reliable ones).
+//!
+//! # INVITE server transaction (RFC 3261 Figure 7 as replaced by RFC 6026 Figure 7)
+//!
+//! ```text
+//!                                     |INVITE
+//!                                     |pass INV to TU
+//!                  INVITE             V send 100 if TU won't in 200 ms
+//!                  send response+------------+
+//!                      +--------|            |--------+ 101-199 from TU
+//!                      |        |            |        | send response
+//!                      +------->|            |<-------+
+//!                               | Proceeding |
+//!                               |            |--------+ Transport Err.
+//!                               |            |        | Inform TU
+//!                               |            |<-------+
+//!                               +------------+
+//!                  300-699 from TU |    |2xx from TU
+//!                  send response   |    |send response
+//!                   +--------------+    +------------+
+//!                   |                                |
+//!  INVITE           V          Timer G fires         |
+//!  send response +-----------+ send response         |
+//!       +--------|           |--------+              |
+//!       |        |           |        |              |
+//!       +------->| Completed |<-------+      INVITE  |  Transport Err.
+//!                |           |               -       |  Inform TU
+//!       +--------|           |----+          +-----+ |  +---+
+//!       |        +-----------+    | ACK      |     | v  |   v
+//!       |          ^   |          | -        |  +------------+
+//!       |          |   |          |          |  |            |---+ ACK
+//!       +----------+   |          |          +->|  Accepted  |   | to TU
+//!       Transport Err. |          |             |            |<--+
+//!       Inform TU      |          V             +------------+
+//!                      |      +-----------+        |  ^     |
+//!                      |      |           |        |  |     |
+//!                      |      | Confirmed |        |  +-----+
+//!                      |      |           |        |  2xx from TU
+//!        Timer H fires |      +-----------+        |  send response
+//!        -             |          |                |
+//!                      |          | Timer I fires  |
+//!                      |          | -              | Timer L fires
+//!                      |          V                | -
+//!                      |        +------------+     |
+//!                      |        |            |<----+
+//!                      +------->| Terminated |
+//!                               |            |
+//!                               +------------+
+//! ```
+//!
+//! (ext) Accepted --2xx retransmission timer of the UAS core (§13.3.1.4)--> Accepted.
+//!
+//! # Non-INVITE server transaction (RFC 3261 Figure 8)
+//!
+//! ```text
+//!                           |Request received
+//!                           |pass to TU
+//!                           V
+//!                     +-----------+
+//!                     |           |
+//!                     | Trying    |-------------+
+//!                     |           |             |
+//!                     +-----------+             |200-699 from TU
+//!                           |                   |send response
+//!                           |1xx from TU        |
+//!                           |send response      |
+//!                           |                   |
+//!        Request            V      1xx from TU  |
+//!        send response+-----------+send response|
+//!            +--------|           |--------+    |
+//!            |        | Proceeding|        |    |
+//!            +------->|           |<-------+    |
+//!     +<--------------|           |             |
+//!     |Trnsprt Err    +-----------+             |
+//!     |Inform TU            |                   |
+//!     |                     |                   |
+//!     |                     |200-699 from TU    |
+//!     |                     |send response      |
+//!     |  Request            V                   |
+//!     |  send response+-----------+             |
+//!     |      +--------|           |             |
+//!     |      |        | Completed |<------------+
+//!     |      +------->|           |
+//!     +<--------------|           |
+//!     |Trnsprt Err    +-----------+
+//!     |Inform TU            |
+//!     |                     |Timer J fires
+//!     |                     |-
+//!     |                     |
+//!     |                     V
+//!     |               +-----------+
+//!     |               |           |
+//!     +-------------->| Terminated|
+//!                     |           |
+//!                     +-----------+
+//! ```
+//!
+//! (ext, §17.2.2) Trying --request retransmission--> Trying: discarded.
 
 use std::fmt;
 

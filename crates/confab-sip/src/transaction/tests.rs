@@ -300,3 +300,92 @@ fn bad_input_is_a_typed_error() {
         .is_err()
     );
 }
+
+#[test]
+fn rfc2543_requests_match_by_the_fallback_key() {
+    let mut l = layer();
+    // No magic cookie: §17.2.3 matches on Request-URI, tags, Call-ID, CSeq and top Via.
+    let inv = request("INVITE", "legacy-1");
+    l.handle_message(MS(0), inv.clone(), UDP).unwrap();
+    let (_, ev) = drain(&mut l);
+    let Event::Request { tx, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
+    l.handle_message(MS(10), inv.clone(), UDP).unwrap();
+    assert!(drain(&mut l).1.is_empty(), "retransmission absorbed");
+    l.send_response(MS(20), tx, reply(&inv, 603)).unwrap();
+    drain(&mut l);
+    // The ACK carries the response's To tag and the same (cookie-less) Via.
+    let mut ack = request("ACK", "legacy-1");
+    ack.set_header(HeaderName::To, "<sip:bob@example.com>;tag=b1")
+        .unwrap();
+    l.handle_message(MS(30), ack, UDP).unwrap();
+    assert_eq!(l.state(tx), Some(State::Confirmed));
+    // A CANCEL of a legacy INVITE matches it too.
+    let inv2 = msg(
+        &String::from_utf8_lossy(request("INVITE", "legacy-2").original_bytes())
+            .replace("CSeq: 1 INVITE", "CSeq: 2 INVITE")
+            .replace("\r\n", "\n"),
+    );
+    l.handle_message(MS(40), inv2, UDP).unwrap();
+    let (_, ev) = drain(&mut l);
+    let Event::Request { tx: tx2, .. } = ev[0] else {
+        panic!("{ev:?}")
+    };
+    let cancel = msg(
+        &String::from_utf8_lossy(request("CANCEL", "legacy-2").original_bytes())
+            .replace("CSeq: 1 CANCEL", "CSeq: 2 CANCEL")
+            .replace("\r\n", "\n"),
+    );
+    l.handle_message(MS(50), cancel, UDP).unwrap();
+    let (_, ev) = drain(&mut l);
+    assert!(
+        matches!(ev[0], Event::Cancel { invite: Some(t), .. } if t == tx2),
+        "{ev:?}"
+    );
+}
+
+#[test]
+fn uas_2xx_is_retransmitted_until_ack_or_timer_l() {
+    let mut l = layer();
+    let inv = request("INVITE", "z9hG4bK2xx");
+    l.handle_message(MS(0), inv.clone(), UDP).unwrap();
+    let (_, ev) = drain(&mut l);
+    let Event::Request { tx, .. } = ev[0] else {
+        panic!()
+    };
+    l.send_2xx_until_ack(MS(10), tx, reply(&inv, 200)).unwrap();
+    assert_eq!(l.state(tx), Some(State::Accepted));
+    drain(&mut l);
+    let mut sends = vec![];
+    let mut ack_timeout = false;
+    while let Some(t) = l.poll_timeout() {
+        l.handle_timeout(t);
+        let (tr, ev) = drain(&mut l);
+        if !tr.is_empty() {
+            sends.push(t.as_micros() / 1000);
+        }
+        ack_timeout |= ev.iter().any(|e| matches!(e, Event::AckTimeout { .. }));
+    }
+    // T1 doubling up to T2 (4 s), from 10 ms; Timer L at 10 ms + 32 s.
+    assert_eq!(sends[..5], [510, 1510, 3510, 7510, 11510]);
+    assert!(ack_timeout);
+    // With the ACK, retransmissions stop and no AckTimeout is reported.
+    let inv = request("INVITE", "z9hG4bK2xy");
+    l.handle_message(MS(0), inv.clone(), UDP).unwrap();
+    let (_, ev) = drain(&mut l);
+    let Event::Request { tx, .. } = ev[0] else {
+        panic!()
+    };
+    l.send_2xx_until_ack(MS(10), tx, reply(&inv, 200)).unwrap();
+    assert!(l.ack_received(tx));
+    drain(&mut l);
+    let mut any = false;
+    while let Some(t) = l.poll_timeout() {
+        l.handle_timeout(t);
+        let (tr, ev) = drain(&mut l);
+        any |= !tr.is_empty() || ev.iter().any(|e| matches!(e, Event::AckTimeout { .. }));
+    }
+    assert!(!any);
+    assert!(l.is_empty());
+}
