@@ -1154,6 +1154,8 @@ impl<F: Flow> TransactionLayer<F> {
             }
             E::IctCalling2xx | E::IctProceeding2xx => {
                 self.disarm(id, SLOT_RETRANSMIT);
+                // Nothing is resent in Accepted (the TU ACKs 2xx): drop the INVITE.
+                self.tx(id).wire = Bytes::new();
                 to_tu(self, msg);
                 self.arm(id, SLOT_GUARD, Timer::M, now + t1x64);
             }
