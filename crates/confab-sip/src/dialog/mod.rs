@@ -802,6 +802,22 @@ impl Dialogs {
         Ok(None)
     }
 
+    /// The INVITE transaction with this Call-ID and From tag ended (timeout, transport
+    /// error, or Timer M after a 2xx from one fork): every dialog it left early is
+    /// terminated and removed (RFC 3261 §13.2.2.4: early dialogs that never got a 2xx end
+    /// with the transaction). Returns their ids.
+    pub fn end_early(&mut self, call_id: &str, local_tag: &str) -> Vec<DialogId> {
+        let mut ended = Vec::new();
+        for d in self.forks_mut(call_id, local_tag) {
+            if d.state == DialogState::Early {
+                d.terminate();
+                ended.push(d.id.clone());
+            }
+        }
+        self.purge(call_id, local_tag);
+        ended
+    }
+
     /// Remove terminated dialogs of this (Call-ID, local tag).
     pub fn purge(&mut self, call_id: &str, local_tag: &str) {
         set_key(&mut self.scratch, call_id, local_tag);

@@ -301,3 +301,20 @@ Content-Length: 0\n\n"
         RequestMatch::OutOfDialog
     ));
 }
+
+#[test]
+fn early_dialogs_end_with_their_invite_transaction() {
+    let inv = invite();
+    let mut ds = Dialogs::new();
+    ds.handle_uac_response(&inv, &answer(&inv, 180, "b1", "<sip:b@h1>"))
+        .unwrap();
+    ds.handle_uac_response(&inv, &answer(&inv, 180, "b2", "<sip:b@h2>"))
+        .unwrap();
+    // Fork b2 answers; b1 stays early until the INVITE transaction ends.
+    ds.handle_uac_response(&inv, &answer(&inv, 200, "b2", "<sip:b@h2>"))
+        .unwrap();
+    let ended = ds.end_early("3848276298220188511@atlanta.example.com", "9fxced76sl");
+    assert_eq!(ended.len(), 1);
+    assert_eq!(ended[0].remote_tag.as_ref(), "b1");
+    assert_eq!(ds.len(), 1, "the confirmed dialog stays");
+}

@@ -32,6 +32,53 @@
 //! see), then ask [`TransactionLayer::poll_timeout`] for the next deadline. Events and
 //! transmits come out in the order they were produced.
 //!
+//! # Example
+//!
+//! One OPTIONS transaction between a client layer and a server layer (the transport is
+//! the two `parse_datagram` calls):
+//!
+//! ```
+//! use std::time::Duration;
+//! use confab_sip::timer::Time;
+//! use confab_sip::transaction::{Config, Event, Flow, TransactionLayer};
+//! use confab_sip::{Limits, Method, RequestBuilder, ResponseBuilder, parse_datagram};
+//!
+//! #[derive(Debug, Clone, Copy)]
+//! struct Udp(std::net::SocketAddr);
+//! impl Flow for Udp {
+//!     fn is_reliable(&self) -> bool { false }
+//! }
+//! let peer = Udp("192.0.2.2:5060".parse().unwrap());
+//! let mut client = TransactionLayer::new(Config::default()).unwrap();
+//! let mut server = TransactionLayer::new(Config::default()).unwrap();
+//! let now = Time::ZERO;
+//!
+//! let req = RequestBuilder::new(Method::Options, "sip:bob@example.com")
+//!     .via("SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKexample1")
+//!     .from("<sip:alice@example.com>;tag=a1")
+//!     .to("<sip:bob@example.com>")
+//!     .call_id("c1@192.0.2.1")
+//!     .cseq(1)
+//!     .build()
+//!     .unwrap();
+//! let tx = client.send_request(now, req, peer).unwrap();
+//! let out = client.poll_transmit().unwrap();
+//!
+//! server.handle_message(now, parse_datagram(out.data, &Limits::default()).unwrap(), peer).unwrap();
+//! let Some(Event::Request { tx: stx, request, .. }) = server.poll_event() else { panic!() };
+//! let ok = ResponseBuilder::reply_to(&request, 200).unwrap().to_tag("b1").build().unwrap();
+//! server.send_response(now, stx, ok).unwrap();
+//! let out = server.poll_transmit().unwrap();
+//!
+//! client.handle_message(now, parse_datagram(out.data, &Limits::default()).unwrap(), peer).unwrap();
+//! assert!(matches!(client.poll_event(), Some(Event::Response { tx: t, .. }) if t == tx));
+//! // Timer K (T4 on UDP) removes the completed client transaction 5 s later.
+//! assert_eq!(client.poll_timeout(), Some(now + Duration::from_secs(5)));
+//! client.handle_timeout(now + Duration::from_secs(5));
+//! assert!(matches!(client.poll_event(), Some(Event::Terminated { .. })));
+//! assert!(client.is_empty());
+//! ```
+//!
 //! # 100 Trying
 //!
 //! §17.2.1 lets the server transaction send 100 Trying itself "unless it knows that the TU

@@ -851,15 +851,7 @@ impl Ua {
             return;
         };
         let tag = from.tag().unwrap_or("").to_owned();
-        let mut ended = Vec::new();
-        for d in self.dialogs.forks_mut(cid, &tag) {
-            if d.state() == DialogState::Early {
-                d.terminate();
-                ended.push(d.id().clone());
-            }
-        }
-        self.dialogs.purge(cid, &tag);
-        for id in ended {
+        for id in self.dialogs.end_early(cid, &tag) {
             self.dialog_flow.remove(&id);
         }
     }
