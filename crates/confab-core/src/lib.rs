@@ -24,6 +24,7 @@
 //! the same), and no method exposes a transaction or connection.
 
 mod address;
+pub mod chain;
 mod error;
 mod phone;
 mod registration;
