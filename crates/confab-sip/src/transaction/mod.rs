@@ -280,7 +280,10 @@ pub enum Event<F> {
         /// Where it came from.
         flow: F,
     },
-    /// A response for a client transaction.
+    /// A response for a client transaction. On reliable transports a final response also
+    /// ends the transaction at once (Timers D and K are zero), so [`Event::Terminated`]
+    /// may follow immediately and [`TransactionLayer::flow`] may already be `None`: keep
+    /// what you need about the request on your side.
     Response {
         /// The client transaction.
         tx: TxId,
