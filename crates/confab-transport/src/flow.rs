@@ -188,6 +188,13 @@ impl FlowToken {
     }
 }
 
+/// The transaction layer retransmits on unreliable flows only (RFC 3261 §17.1.1.2).
+impl confab_sip::transaction::Flow for FlowToken {
+    fn is_reliable(&self) -> bool {
+        self.is_connection()
+    }
+}
+
 impl fmt::Display for FlowToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {

@@ -429,22 +429,19 @@ impl Shared {
         }
     }
 
-    /// Queues on an existing reusable connection to `key`, if there is a live one.
-    fn try_existing(
-        &self,
-        key: (TransportKind, SocketAddr),
-        bytes: &Bytes,
-    ) -> Option<Result<FlowToken, SendError>> {
+    /// An open reusable connection to `key`, if there is one.
+    fn existing_conn(&self, key: DestKey) -> Option<u64> {
         let id = self
             .by_addr
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&key)
             .copied()?;
-        match self.queue_on_conn(id, bytes.clone()) {
-            Err(SendError::FlowGone(_)) => None,
-            other => Some(other),
-        }
+        self.conns
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&id)
+            .then_some(id)
     }
 
     fn udp_listener_for(&self, addr: SocketAddr) -> Option<u16> {
@@ -623,69 +620,79 @@ impl TransportHandle {
     /// [`SendError::Busy`].
     pub async fn send(&self, target: &Target, bytes: Bytes) -> Result<FlowToken, SendError> {
         let sh = &self.shared;
-        match target {
-            Target::Flow(flow) => match (flow.as_datagram(), flow.connection_id()) {
-                (Some((listener, remote)), _) => sh
-                    .udp_send_wait(listener, remote, &bytes)
-                    .await
-                    .map(|()| *flow),
-                (None, Some(id)) => sh.queue_on_conn(id, bytes),
-                (None, None) => Err(SendError::FlowGone(*flow)),
-            },
-            Target::Addr {
-                transport: TransportKind::Udp,
-                addr,
-                ..
-            } => {
-                let listener = sh.udp_listener_for(*addr).ok_or(SendError::NoListener {
-                    transport: TransportKind::Udp,
-                    family: if addr.is_ipv4() { "IPv4" } else { "IPv6" },
-                })?;
-                sh.udp_send_wait(listener, *addr, &bytes).await?;
-                Ok(FlowToken::datagram(listener, *addr))
+        let flow = self.flow_to(target).await?;
+        let r = match (flow.as_datagram(), flow.connection_id()) {
+            (Some((listener, remote)), _) => sh
+                .udp_send_wait(listener, remote, &bytes)
+                .await
+                .map(|()| flow),
+            (None, Some(id)) => sh.queue_on_conn(id, bytes.clone()),
+            (None, None) => Err(SendError::FlowGone(flow)),
+        };
+        match (r, target) {
+            // A reused connection closed between the lookup and the send: once more, which
+            // opens a new one.
+            (Err(SendError::FlowGone(_)), Target::Addr { .. }) => {
+                let flow = self.flow_to(target).await?;
+                match flow.connection_id() {
+                    Some(id) => sh.queue_on_conn(id, bytes),
+                    None => Err(SendError::FlowGone(flow)),
+                }
             }
+            (r, _) => r,
+        }
+    }
+
+    /// The flow `target` would use, without sending: a UDP address gets the datagram flow
+    /// of a listener of its family; a TCP/TLS address gets an open reusable connection to it
+    /// (ours, or a client's that asked for reuse with `alias`) or a new one. Use it to give
+    /// a new client transaction its flow (`FlowToken` implements the transaction layer's
+    /// [`confab_sip::transaction::Flow`]).
+    pub async fn flow_to(&self, target: &Target) -> Result<FlowToken, SendError> {
+        let sh = &self.shared;
+        let (transport, addr, server_name) = match target {
+            Target::Flow(flow) => return Ok(*flow),
             Target::Addr {
                 transport,
                 addr,
                 server_name,
-            } => {
-                let key = (*transport, *addr);
-                if let Some(r) = sh.try_existing(key, &bytes) {
-                    return r;
-                }
-                if transport.is_websocket() {
-                    return Err(SendError::CannotConnect(*transport));
-                }
-                // One connection attempt per destination at a time: concurrent senders wait
-                // for it and then reuse the connection instead of opening their own.
-                let gate = sh
-                    .connecting
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .entry(key)
-                    .or_default()
-                    .clone();
-                let result = {
-                    let _turn = gate.lock().await;
-                    match sh.try_existing(key, &bytes) {
-                        Some(r) => r,
-                        None => {
-                            match stream::connect(sh, *transport, *addr, server_name.as_deref())
-                                .await
-                            {
-                                Ok(id) => sh.queue_on_conn(id, bytes),
-                                Err(e) => Err(e),
-                            }
-                        }
-                    }
-                };
-                let mut connecting = sh.connecting.lock().unwrap_or_else(|e| e.into_inner());
-                if Arc::strong_count(&gate) <= 2 {
-                    connecting.remove(&key);
-                }
-                result
-            }
+            } => (*transport, *addr, server_name),
+        };
+        if transport == TransportKind::Udp {
+            let listener = sh.udp_listener_for(addr).ok_or(SendError::NoListener {
+                transport,
+                family: if addr.is_ipv4() { "IPv4" } else { "IPv6" },
+            })?;
+            return Ok(FlowToken::datagram(listener, addr));
         }
+        let key = (transport, addr);
+        if let Some(id) = sh.existing_conn(key) {
+            return Ok(FlowToken::connection(id));
+        }
+        if transport.is_websocket() {
+            return Err(SendError::CannotConnect(transport));
+        }
+        // One connection attempt per destination at a time: concurrent senders wait for it
+        // and then reuse the connection instead of opening their own.
+        let gate = sh
+            .connecting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key)
+            .or_default()
+            .clone();
+        let result = {
+            let _turn = gate.lock().await;
+            match sh.existing_conn(key) {
+                Some(id) => Ok(id),
+                None => stream::connect(sh, transport, addr, server_name.as_deref()).await,
+            }
+        };
+        let mut connecting = sh.connecting.lock().unwrap_or_else(|e| e.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            connecting.remove(&key);
+        }
+        result.map(FlowToken::connection)
     }
 
     /// Whether a flow is still usable (a connection still open; UDP flows always are).

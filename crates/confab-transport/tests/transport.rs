@@ -605,3 +605,47 @@ async fn random_input_never_breaks_the_server() {
     let n = s.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
 }
+
+/// `flow_to` gives client transactions their flow: a datagram flow for UDP, one connection
+/// for TCP even when several tasks ask at once; the token tells the transaction layer
+/// whether to retransmit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_to_opens_one_connection_per_destination() {
+    use confab_sip::transaction::Flow as _;
+    let (h, _seen) = start(config(&["udp:127.0.0.1:0", "tcp:127.0.0.1:0"]), None).await;
+    let peer = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = peer.local_addr().unwrap();
+    let udp = h
+        .flow_to(&Target::Addr {
+            transport: TransportKind::Udp,
+            addr,
+            server_name: None,
+        })
+        .await
+        .unwrap();
+    assert!(!udp.is_reliable());
+    let target = Target::Addr {
+        transport: TransportKind::Tcp,
+        addr,
+        server_name: None,
+    };
+    let tasks: Vec<_> = (0..5)
+        .map(|_| {
+            let h = h.clone();
+            let t = target.clone();
+            tokio::spawn(async move { h.flow_to(&t).await.unwrap() })
+        })
+        .collect();
+    let mut flows = Vec::new();
+    for t in tasks {
+        flows.push(t.await.unwrap());
+    }
+    assert!(
+        flows.iter().all(|f| *f == flows[0] && f.is_reliable()),
+        "{flows:?}"
+    );
+    let (_c1, _) = peer.accept().await.unwrap();
+    let second = tokio::time::timeout(Duration::from_millis(300), peer.accept()).await;
+    assert!(second.is_err(), "only one connection was opened");
+    assert_eq!(h.flow_peer(flows[0]), Some((TransportKind::Tcp, addr)));
+}
