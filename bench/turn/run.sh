@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # TURN relay benchmark: the same turnutils_uclient load against coturn and Confab.
 #
-#   bench/turn/run.sh [CLIENTS...]       (default: 100 200 400 clients)
+#   bench/turn/run.sh [CLIENTS...]       (default: 20 30 40 clients)
 #
 # Each client sends N=${N:-3000} packets of 172 bytes (a G.711 20 ms RTP packet) every 5 ms
 # (200 pps) through a channel to turnutils_peer, which echoes them. The server is pinned to
-# CPU 0 and the load generator and peer to CPU 1 (taskset). Server CPU time is read from
-# /proc/PID/stat (utime+stime) before and after each step. "Relayed" counts both directions
-# (packets sent to the peer plus packets echoed back). Needs: coturn (Debian package
+# CPU 0 and the load generator and peer to CPU 1 (taskset); on this 2-CPU box the
+# single-threaded load generator saturates its CPU at about 40 clients (8k pps each way),
+# which is why the default steps stop there. Server CPU time is read from /proc/PID/stat
+# (utime+stime). Each step runs twice, with N0=${N0:-500} and N packets per client; the CPU
+# difference divided by the difference in relayed packets (both directions) is the marginal
+# cost of relaying, free of allocation setup and idle time. Loss is from the N run.
+# Caveat: on loopback, the kernel charges delivery to the receiving socket to the sender,
+# so both servers pay for their peers' receive path and not for their own. Needs: coturn (Debian package
 # `coturn`: turnserver, turnutils_uclient, turnutils_peer), util-linux (taskset), cargo.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-STEPS=("${@:-100 200 400}")
-[ $# -eq 0 ] && STEPS=(100 200 400)
+STEPS=("$@")
+[ $# -eq 0 ] && STEPS=(20 30 40)
 N=${N:-3000}
+N0=${N0:-500}
 for t in turnserver turnutils_uclient turnutils_peer taskset; do
   command -v $t >/dev/null || { echo "missing $t: apt-get install -y coturn util-linux" >&2; exit 1; }
 done
@@ -29,34 +35,41 @@ cpu_ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
 taskset -c 1 turnutils_peer -L 127.0.0.2 -p 3580 >/dev/null 2>&1 &
 sleep 0.3
 
+# One uclient run against port $1 with $2 clients and $3 packets each; prints
+# "cpu_ticks sent recv rtt" (server CPU ticks consumed during the run).
+load() {
+  local port=$1 m=$2 n=$3 pid=$4 before after out
+  before=$(cpu_ticks "$pid")
+  out=$(taskset -c 1 turnutils_uclient -m "$m" -n "$n" -z 5 -l 172 -c -X -u bench -w bench \
+        -e 127.0.0.2 -r 3580 -p "$port" 127.0.0.1 2>&1 || true)
+  after=$(cpu_ticks "$pid")
+  echo "$((after - before)) $(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2) \
+$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2) \
+$(grep -o 'Average round trip delay [0-9.]*' <<<"$out" | tail -1 | awk '{print $5}')"
+}
+
 run_server() { # name port cmd...
   local name=$1 port=$2; shift 2
   taskset -c 0 "$@" >"$WORK/$name.out" 2>&1 &
   local pid=$!
   sleep 1
   for m in "${STEPS[@]}"; do
-    local before after out
-    before=$(cpu_ticks $pid)
-    local t0=$(date +%s.%N)
-    out=$(taskset -c 1 turnutils_uclient -m "$m" -n "$N" -z 5 -l 172 -c -X -u bench -w bench \
-          -e 127.0.0.2 -r 3580 -p "$port" 127.0.0.1 2>&1 || true)
-    local t1=$(date +%s.%N)
-    after=$(cpu_ticks $pid)
-    local sent recv lost rtt
-    sent=$(grep -o 'tot_send_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2)
-    recv=$(grep -o 'tot_recv_msgs=[0-9]*' <<<"$out" | tail -1 | cut -d= -f2)
-    lost=$(grep -o 'Total lost packets [0-9]*' <<<"$out" | tail -1 | awk '{print $4}')
-    rtt=$(grep -o 'Average round trip delay [0-9.]*' <<<"$out" | tail -1 | awk '{print $5}')
-    python3 - "$name" "$m" "${sent:-0}" "${recv:-0}" "${lost:-0}" "${rtt:-0}" "$before" "$after" "$TICK" "$t0" "$t1" <<'PY' | tee -a "$WORK/results"
+    # Two runs that differ only in packets per client: the difference in server CPU is
+    # the cost of relaying, without allocation setup, teardown and idle time.
+    local small big
+    small=$(load "$port" "$m" "$N0" "$pid")
+    big=$(load "$port" "$m" "$N" "$pid")
+    python3 - "$name" "$m" $small $big "$TICK" <<'PY' | tee -a "$WORK/results"
 import sys
-name, m, sent, recv, lost, rtt, b, a, tick, t0, t1 = sys.argv[1:]
-sent, recv, lost = int(sent), int(recv), int(lost)
-cpu_s = (int(a) - int(b)) / int(tick)
-relayed = sent + recv
-us = cpu_s * 1e6 / relayed if relayed else float('nan')
-loss = 100.0 * (sent - recv) / sent if sent else float('nan')
-print(f"{name:7s} clients={m:4s} sent={sent:8d} recv={recv:8d} loss={loss:6.2f}% rtt={rtt}ms "
-      f"server_cpu={cpu_s:6.2f}s relayed={relayed:8d} cpu_per_packet={us:5.2f}us wall={float(t1)-float(t0):5.1f}s")
+name, m = sys.argv[1:3]
+t0, s0, r0, _, t1, s1, r1, rtt, tick = sys.argv[3:]
+t0, s0, r0, t1, s1, r1, tick = map(int, (t0, s0 or 0, r0 or 0, t1, s1 or 0, r1 or 0, tick))
+relayed = (s1 + r1) - (s0 + r0)
+cpu = (t1 - t0) / tick
+us = cpu * 1e6 / relayed if relayed > 0 else float('nan')
+loss = 100.0 * (s1 - r1) / s1 if s1 else float('nan')
+print(f"{name:7s} clients={m:4s} pps_each_way={int(m)*200:6d} sent={s1:8d} recv={r1:8d} loss={loss:6.2f}% "
+      f"rtt={rtt}ms marginal_cpu={cpu:6.2f}s per_{relayed}_relayed cpu_per_packet={us:5.2f}us")
 PY
   done
   # SIGINT stops Confab cleanly; coturn may ignore it: give it 3 s, then SIGKILL.

@@ -423,7 +423,6 @@ async fn udp_listener(sock: Rc<UdpSocket>, local: SocketAddr, worker: Weak<RefCe
                 }
             }
         }
-        tokio::task::yield_now().await;
     }
 }
 
@@ -449,7 +448,6 @@ async fn relay_reader(sock: Rc<UdpSocket>, relay: SocketAddr, worker: Weak<RefCe
                 }
             }
         }
-        tokio::task::yield_now().await;
     }
 }
 
