@@ -343,3 +343,25 @@ async fn half_open_handshakes_limited() {
         .await
         .expect("another source is not affected");
 }
+
+/// A TLS (or WSS) connection that never completes its handshake is closed after
+/// handshake_timeout_s, and counted as a failed handshake rather than a flow.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_handshake_times_out() {
+    let pki = Pki::new();
+    let tls = tls_config(&pki, &[("t.example", vec![dns("t.example")])]);
+    let mut cfg = config(&["tls:127.0.0.1:0", "wss:127.0.0.1:0"]);
+    cfg.handshake_timeout_s = 1;
+    let (h, mut seen) = start(cfg, Some(tls)).await;
+    for l in h.listeners() {
+        let mut s = TcpStream::connect(l.local).await.unwrap();
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut [0u8; 8]))
+            .await
+            .expect("closed by the handshake timeout")
+            .unwrap_or(0);
+        assert_eq!(n, 0, "{}", l.spec);
+    }
+    assert_eq!(h.connection_count(), 0);
+    // never became flows: no FlowClosed events
+    assert!(recv_timeout(&mut seen, 1).await.is_none());
+}
