@@ -169,3 +169,13 @@ fn connection_lost_while_ringing() {
         &[Edge::IctProceedingTransportError],
     );
 }
+
+#[test]
+fn notify_before_202_creates_the_subscription_dialog() {
+    let sim = scenarios::subscription();
+    sim.assert_idle();
+    let s = sim.stats();
+    assert_eq!(s.notify_dialogs, 1, "{s:?}");
+    assert_eq!(s.subscriptions_ended, 1, "{s:?}");
+    assert_eq!(s.request_finals, 1, "the 202 to SUBSCRIBE: {s:?}");
+}

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use confab_digest::{Algorithm, Challenge, Credentials, Ha1Set};
-use confab_sip::dialog::{Dialog, DialogId, DialogState, Dialogs, RequestMatch};
+use confab_sip::dialog::{Dialog, DialogId, DialogState, Dialogs, RequestMatch, Usage};
 use confab_sip::timer::Time;
 use confab_sip::transaction::{
     CancelOutcome, Config, EdgeCounts, Event, Flow, Kind, TransactionLayer, TryingPolicy, TxId,
@@ -240,6 +240,8 @@ enum Action {
     Cancel { tx: TxId },
     /// Pass a 2xx to the (Accepted) INVITE server transaction again.
     Resend { tx: TxId, response: Message },
+    /// Send the final NOTIFY of a subscription and end its dialog.
+    EndSubscription { dialog: DialogId },
 }
 
 #[derive(Debug)]
@@ -289,6 +291,10 @@ pub struct UaStats {
     pub request_finals: u64,
     /// Digest challenges answered.
     pub auth_answers: u64,
+    /// Subscription dialogs created by a NOTIFY that beat the SUBSCRIBE's 2xx.
+    pub notify_dialogs: u64,
+    /// Subscriptions ended by a terminating NOTIFY.
+    pub subscriptions_ended: u64,
     /// Transactions started (client) or created (server).
     pub transactions: u64,
     /// Transport errors reported by the layer.
@@ -372,6 +378,8 @@ impl Ua {
                 Method::Options,
                 Method::Message,
                 Method::Register,
+                Method::Subscribe,
+                Method::Notify,
             ],
             accept: vec!["application/sdp".into(), "text/plain".into()],
             ..UasConfig::default()
@@ -566,6 +574,11 @@ impl Ua {
         match a {
             Action::Respond { tx, status } => self.respond(now, tx, status),
             Action::HangUp { dialog } => self.hang_up(now, &dialog),
+            Action::EndSubscription { dialog } => {
+                self.notify(now, &dialog, "terminated;reason=timeout");
+                self.dialogs.remove(&dialog);
+                self.dialog_flow.remove(&dialog);
+            }
             Action::Resend { tx, response } => {
                 let _ = self.layer.send_response(now, tx, response);
             }
@@ -895,12 +908,43 @@ impl Ua {
                     .build()
                     .expect("resp");
                 let _ = self.layer.send_response(now, tx, resp);
+                if method == Method::Notify && status == 200 {
+                    self.on_notify_state(&id, &request);
+                }
                 if method == Method::Bye {
                     self.established.remove(&id);
                     self.dialogs.remove(&id);
                     self.dialog_flow.remove(&id);
                     self.pending_2xx.remove(&id);
                 }
+                return;
+            }
+            RequestMatch::NoDialog if method == Method::Notify => {
+                let subscribe = self
+                    .clients
+                    .values()
+                    .find(|c| {
+                        c.request.method() == Some(&Method::Subscribe)
+                            && Dialog::from_notify(&c.request, &request).is_ok()
+                    })
+                    .map(|c| c.request.clone());
+                let status = match subscribe.and_then(|s| Dialog::from_notify(&s, &request).ok()) {
+                    Some(d) => {
+                        // RFC 6665 §4.1.2.4: the NOTIFY arrived before the 2xx.
+                        self.stats.notify_dialogs += 1;
+                        let id = d.id().clone();
+                        self.dialogs.insert(d);
+                        self.dialog_flow.insert(id.clone(), flow);
+                        self.on_notify_state(&id, &request);
+                        200
+                    }
+                    None => 481,
+                };
+                let resp = ResponseBuilder::reply_to(&request, status)
+                    .expect("req")
+                    .build()
+                    .expect("resp");
+                let _ = self.layer.send_response(now, tx, resp);
                 return;
             }
             RequestMatch::NoDialog => {
@@ -948,6 +992,24 @@ impl Ua {
             },
         );
         let _ = flow;
+        if method == Method::Subscribe {
+            // Notifier: the dialog exists as soon as we accept; the first NOTIFY goes out
+            // before the 2xx (so it may arrive first), the last one 2 s later.
+            let tag = r.tag();
+            if let Ok(d) = Dialog::uas(&request, &tag, DialogState::Confirmed) {
+                let id = d.id().clone();
+                self.dialogs.insert(d);
+                self.dialog_flow.insert(id.clone(), flow);
+                if let Some(c) = self.servers.get_mut(&tx) {
+                    c.to_tag = tag;
+                    c.dialog = Some(id.clone());
+                }
+                self.notify(now, &id, "active;expires=600");
+                self.schedule(now + millis(50), Action::Respond { tx, status: 202 });
+                self.schedule(now + secs(2), Action::EndSubscription { dialog: id });
+            }
+            return;
+        }
         if method == Method::Invite {
             let b = self.invite_behaviours[self.rng.random_range(0..self.invite_behaviours.len())];
             if let Some(c) = self.servers.get_mut(&tx) {
@@ -985,6 +1047,104 @@ impl Ua {
                 RequestBehaviour::Delayed { delay } => {
                     self.schedule(now + delay, Action::Respond { tx, status: 200 });
                 }
+            }
+        }
+    }
+
+    /// Subscriber: subscribe to `peer`'s presence.
+    pub fn subscribe(&mut self, now: Time, peer: usize, reliable: bool) {
+        let r = entropy(&mut self.rng);
+        let req = self
+            .uac
+            .request(
+                Method::Subscribe,
+                &format!("sip:ua{peer}@sim.example.com"),
+                &format!("<sip:ua{peer}@sim.example.com>"),
+                &r,
+            )
+            .header(HeaderName::Event, "presence")
+            .header(HeaderName::Expires, "600")
+            .build()
+            .expect("valid SUBSCRIBE");
+        let flow = SimFlow { peer, reliable };
+        let tx = self
+            .layer
+            .send_request(now, req.clone(), flow)
+            .expect("fresh branch");
+        self.stats.requests += 1;
+        self.stats.transactions += 1;
+        self.clients.insert(
+            tx,
+            ClientCtx {
+                answered: false,
+                counted: false,
+                flow,
+                request: req,
+                cancel_at: None,
+                hold: Duration::ZERO,
+                auth_tries: 0,
+            },
+        );
+    }
+
+    /// Notifier: send a NOTIFY in dialog `id` with this Subscription-State.
+    fn notify(&mut self, now: Time, id: &DialogId, state: &str) {
+        let r = entropy(&mut self.rng);
+        let Some(flow) = self.dialog_flow.get(id).copied() else {
+            return;
+        };
+        let Some(d) = self.dialogs.get_mut(id) else {
+            return;
+        };
+        let Ok(b) = self.uac.in_dialog(d, Method::Notify, &r) else {
+            return;
+        };
+        let Ok(n) = b
+            .header(HeaderName::Event, "presence")
+            .header(HeaderName::SubscriptionState, state)
+            .build()
+        else {
+            return;
+        };
+        if let Ok(t) = self.layer.send_request(now, n.clone(), flow) {
+            self.stats.transactions += 1;
+            self.clients.insert(
+                t,
+                ClientCtx {
+                    answered: false,
+                    counted: false,
+                    flow,
+                    request: n,
+                    cancel_at: None,
+                    hold: Duration::ZERO,
+                    auth_tries: u8::MAX,
+                },
+            );
+        }
+    }
+
+    /// Subscriber: a NOTIFY was accepted in dialog `id`; a terminated subscription ends
+    /// its usage, and the dialog with its last usage.
+    fn on_notify_state(&mut self, id: &DialogId, notify: &Message) {
+        let terminated = notify
+            .subscription_state()
+            .and_then(Result::ok)
+            .is_some_and(|s| s.state.eq_ignore_ascii_case("terminated"));
+        if !terminated {
+            return;
+        }
+        let Some(ev) = notify.event().and_then(Result::ok) else {
+            return;
+        };
+        let usage = Usage::Subscription {
+            event: ev.package.into(),
+            id: ev.id().map(Into::into),
+        };
+        if let Some(d) = self.dialogs.get_mut(id) {
+            self.stats.subscriptions_ended += 1;
+            if d.end_usage(&usage) == DialogState::Terminated {
+                self.dialogs.remove(id);
+                self.dialog_flow.remove(id);
             }
         }
     }
@@ -1073,6 +1233,14 @@ impl Ua {
         }
         if status >= 200 {
             self.stats.request_finals += 1;
+        }
+        if method == Method::Subscribe && (200..300).contains(&status) {
+            let request = ctx.request.clone();
+            let flow = ctx.flow;
+            if let Ok(Some((id, _))) = self.dialogs.handle_uac_response(&request, &response) {
+                self.dialog_flow.entry(id).or_insert(flow);
+            }
+            return;
         }
         if status == 401 && method == Method::Register && ctx.auth_tries == 0 {
             let request = ctx.request.clone();
@@ -1285,6 +1453,8 @@ impl Sim {
             s.requests += x.requests;
             s.request_finals += x.request_finals;
             s.auth_answers += x.auth_answers;
+            s.notify_dialogs += x.notify_dialogs;
+            s.subscriptions_ended += x.subscriptions_ended;
             s.transactions += x.transactions;
             s.transport_errors += x.transport_errors;
         }

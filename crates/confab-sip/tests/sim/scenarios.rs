@@ -162,6 +162,15 @@ pub fn failing_transport(seed: u64) -> Sim {
     sim
 }
 
+/// A presence subscription whose first NOTIFY overtakes the 202 (RFC 6665 §4.1.2.4: the
+/// NOTIFY creates the subscriber's dialog), ended 2 s later by a terminating NOTIFY.
+pub fn subscription() -> Sim {
+    let mut sim = two(NetConfig::perfect(), Config::default());
+    sim.nodes[0].subscribe(Time::ZERO, 1, false);
+    sim.run_until_idle(END);
+    sim
+}
+
 /// Every scenario above (the randomized `failing_transport` with a fixed seed).
 pub fn all() -> Vec<(&'static str, Sim)> {
     vec![
@@ -174,6 +183,7 @@ pub fn all() -> Vec<(&'static str, Sim)> {
         ("invite_timeout", invite_timeout()),
         ("legacy_ack", legacy_ack()),
         ("register_with_digest", register_with_digest()),
+        ("subscription", subscription()),
         ("slow_requests", slow_requests()),
         (
             "connection_lost_while_ringing",
