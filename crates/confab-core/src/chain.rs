@@ -196,6 +196,9 @@ pub struct RequestContext {
     pub addressed: Addressed,
     /// The request is inside a dialog (the To header has a tag).
     pub in_dialog: bool,
+    /// §16.4 pre-processing removed Route entries naming this proxy: the request follows a
+    /// route set we are on (a dialog we Record-Routed, a Path or Service-Route of ours).
+    pub own_route: bool,
     /// After §16.4 pre-processing a Route header remains: the request follows a route set
     /// (Record-Route of a dialog, a pre-loaded route) to a next hop that is not us.
     pub routed: bool,
@@ -227,6 +230,7 @@ impl RequestContext {
             source,
             addressed,
             in_dialog,
+            own_route: false,
             routed: false,
             route_flow: None,
             trusted: false,
