@@ -157,6 +157,10 @@ pub struct Config {
     pub timer_d: Duration,
     /// 100 Trying policy for INVITE server transactions.
     pub trying: TryingPolicy,
+    /// At most this many live transactions (overload protection: a new request beyond
+    /// it is refused with [`InboundError::Overloaded`], to be answered 503 statelessly;
+    /// a new client transaction with [`SendError::Overloaded`]). Default 1,000,000.
+    pub max_transactions: usize,
 }
 
 impl Default for Config {
@@ -167,6 +171,7 @@ impl Default for Config {
             t4: Duration::from_secs(5),
             timer_d: Duration::from_secs(32),
             trying: TryingPolicy::After(Duration::from_millis(200)),
+            max_transactions: 1_000_000,
         }
     }
 }
@@ -343,6 +348,10 @@ pub enum InboundError {
     /// A header needed for matching does not parse.
     #[error("malformed {0} header")]
     MalformedHeader(HeaderName),
+    /// The layer holds [`Config::max_transactions`] transactions: answer 503 without
+    /// state (the request is still a valid request: build the response from it).
+    #[error("transaction limit reached")]
+    Overloaded,
     /// Internal: a response was given where a request was expected.
     #[error("not a request")]
     NotARequest,
@@ -370,6 +379,9 @@ pub enum SendError {
     /// transactions with such branches (§8.1.1.7).
     #[error("top Via has no z9hG4bK branch")]
     NoBranch,
+    /// The layer holds [`Config::max_transactions`] transactions.
+    #[error("transaction limit reached")]
+    Overloaded,
     /// A client transaction with this branch and method already exists.
     #[error("a client transaction with this branch and method exists")]
     DuplicateBranch,
@@ -704,6 +716,9 @@ impl<F: Flow> TransactionLayer<F> {
             }
             return Ok(());
         }
+        if method != Method::Ack && self.live >= self.config.max_transactions {
+            return Err(InboundError::Overloaded);
+        }
         match method {
             Method::Ack => {
                 self.events.push_back(Event::Ack {
@@ -800,6 +815,9 @@ impl<F: Flow> TransactionLayer<F> {
         request: Message,
         flow: F,
     ) -> Result<TxId, SendError> {
+        if self.live >= self.config.max_transactions {
+            return Err(SendError::Overloaded);
+        }
         let kind = match request.method() {
             None => return Err(SendError::NotARequest),
             Some(Method::Ack) => return Err(SendError::AckIsStateless),

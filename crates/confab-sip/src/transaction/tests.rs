@@ -389,3 +389,29 @@ fn uas_2xx_is_retransmitted_until_ack_or_timer_l() {
     assert!(!any);
     assert!(l.is_empty());
 }
+
+#[test]
+fn transaction_limit_refuses_new_transactions_but_not_retransmissions() {
+    let mut l = TransactionLayer::new(Config {
+        max_transactions: 1,
+        ..Config::default()
+    })
+    .unwrap();
+    let a = request("OPTIONS", "z9hG4bKlim1");
+    l.handle_message(MS(0), a.clone(), UDP).unwrap();
+    assert_eq!(
+        l.handle_message(MS(1), request("OPTIONS", "z9hG4bKlim2"), UDP),
+        Err(InboundError::Overloaded)
+    );
+    // The retransmission still finds its transaction; an ACK is never refused.
+    assert_eq!(l.handle_message(MS(2), a, UDP), Ok(()));
+    assert_eq!(
+        l.handle_message(MS(3), request("ACK", "z9hG4bKlim3"), UDP),
+        Ok(())
+    );
+    assert_eq!(
+        l.send_request(MS(4), request("OPTIONS", "z9hG4bKlim4"), UDP),
+        Err(SendError::Overloaded)
+    );
+    assert_eq!(l.len(), 1);
+}
