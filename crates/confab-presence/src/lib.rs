@@ -1,0 +1,1 @@
+//! Presence role (work in progress).
