@@ -12,13 +12,23 @@ struct File {
 }
 
 fn main() {
-    let path = std::env::args().nth(1).expect("usage: turn-server CONFIG.toml");
+    let path = std::env::args()
+        .nth(1)
+        .expect("usage: turn-server CONFIG.toml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let file: File = toml::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     rt.block_on(async {
         let handle = confab_turn::serve(file.turn).unwrap_or_else(|e| panic!("{path}: {e}"));
-        println!("listening udp={:?} tcp={:?} tls={:?}", handle.udp_addrs(), handle.tcp_addrs(), handle.tls_addrs());
+        println!(
+            "listening udp={:?} tcp={:?} tls={:?}",
+            handle.udp_addrs(),
+            handle.tcp_addrs(),
+            handle.tls_addrs()
+        );
         let _ = tokio::signal::ctrl_c().await;
         let stats = handle.stats();
         handle.shutdown().await;

@@ -4,9 +4,9 @@
 //! `Rc<RefCell<_>>` without locks; no borrow is held across an `.await`.
 //!
 //! Per packet: UDP listener sockets and relay sockets are drained with `try_recv_from` loops
-//! after each readiness wake, and answered with `try_send_to` (a full socket buffer drops
-//! the datagram, as UDP would). Not done (yet): recvmmsg/sendmmsg and GSO, which need
-//! `unsafe` FFI the workspace forbids or a new dependency.
+//! after each readiness wake, and answered with a direct `sendto` (see `send_now`; a full
+//! socket buffer drops the datagram, as UDP would). Not done (yet): recvmmsg/sendmmsg and
+//! GSO, which need `unsafe` FFI the workspace forbids or a new dependency.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -209,7 +209,7 @@ impl Worker {
     fn send_to_client(&self, five: FiveTuple, data: &[u8]) {
         let ok = match five.transport {
             Transport::Udp => match self.udp.iter().find(|(a, _)| *a == five.server) {
-                Some((_, s)) => s.try_send_to(data, five.client).is_ok(),
+                Some((_, s)) => send_now(s, data, five.client).is_ok(),
                 None => false,
             },
             Transport::Tcp | Transport::Tls => match self.conns.get(&five) {
@@ -228,7 +228,7 @@ impl Worker {
         if let Some(send) = self.server.handle_client(now, five, data, &mut self.relays) {
             match self.relays.sockets.get(&send.relay) {
                 Some(r) => {
-                    if r.sock.try_send_to(&data[send.payload], send.peer).is_err() {
+                    if send_now(&r.sock, &data[send.payload], send.peer).is_err() {
                         self.stats.send_errors.fetch_add(1, Ordering::Relaxed);
                     }
                 }
@@ -253,6 +253,14 @@ impl Worker {
         st.errors.store(s.errors, Ordering::Relaxed);
         st.rate_limited.store(s.rate_limited, Ordering::Relaxed);
     }
+}
+
+/// Sends a datagram right away. Unlike `UdpSocket::try_send_to`, this does not consult
+/// tokio's cached write readiness, which is unknown for a relay socket opened a moment ago
+/// and would turn its first datagrams into `WouldBlock`. A full socket buffer drops the
+/// datagram, as UDP may.
+fn send_now(sock: &UdpSocket, data: &[u8], to: SocketAddr) -> io::Result<usize> {
+    socket2::SockRef::from(sock).send_to(data, &to.into())
 }
 
 fn unix_now() -> u64 {
