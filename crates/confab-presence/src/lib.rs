@@ -1,1 +1,24 @@
-//! Presence role (work in progress).
+//! The presence role's logic, sans-IO: what the server decides, not how messages move.
+//!
+//! - [`aggregate`]: the RTC Aggregate — one presence document per user from all their
+//!   endpoints' publications, registrations, calls and manual state (rules in the module
+//!   doc and in ARCHITECTURE.md);
+//! - [`access`]: access levels (blocked, public, colleague, personal), the default policy
+//!   and the filter applied to every NOTIFY body (full, partial, resource-list);
+//! - [`subscription`]: the notifier side of an RFC 6665 subscription (pending, active,
+//!   terminated with reasons, refresh, expiry, fetch) with RFC 6446-style NOTIFY
+//!   throttling;
+//! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication).
+//!
+//! Every type that outlives a request is plain data with serde derives, ready for the
+//! `SubscriptionStore` / `PublicationStore` traits a later change adds to `confab-core`.
+//!
+//! What it does not do: SIP parsing or sending (the SIP wiring turns requests into the
+//! calls here and the results into responses and NOTIFYs), storage, timers, clocks or
+//! randomness (`now` and random bytes are arguments), XCAP, and the dialog (RFC 4235) and
+//! registration (RFC 3680) event bodies (not built yet).
+
+pub mod access;
+pub mod aggregate;
+pub mod publication;
+pub mod subscription;
