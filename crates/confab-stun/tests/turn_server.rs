@@ -794,7 +794,9 @@ fn tcp_connection_close_ends_the_allocation() {
     let mut c = Client::rest(&w, "nia", SECRET, 86_400);
     allocate(&mut w, &mut c, tcp);
     w.events();
+    assert!(w.server.has_allocation(&tcp));
     w.server.handle_connection_closed(w.now, tcp, &mut w.relays);
+    assert!(!w.server.has_allocation(&tcp));
     assert!(
         matches!(&w.events()[..], [Event::AllocationEnded(u)] if u.end == EndReason::ConnectionClosed)
     );

@@ -80,6 +80,9 @@ pub struct TurnConfig {
     pub auth_failure_burst: u32,
     /// One more failed authentication allowed per this many seconds.
     pub auth_failure_refill_s: u64,
+    /// A TCP/TLS connection that holds no allocation is closed after this many seconds
+    /// without input (RFC 8656 §5 allows it; it bounds idle connections).
+    pub idle_connection_s: u64,
     /// Start draining: new allocations are redirected here (300 Try Alternate).
     pub alternate_server: Option<SocketAddr>,
     /// Worker threads, each with its own listener sockets (SO_REUSEPORT) and relay port
@@ -131,6 +134,7 @@ impl Default for TurnConfig {
             allow_loopback_peers: false,
             auth_failure_burst: 10,
             auth_failure_refill_s: 6,
+            idle_connection_s: 30,
             alternate_server: None,
             workers: 0,
             usage_spool: None,
@@ -273,6 +277,9 @@ impl TurnConfig {
                 "lifetime_max_s",
                 "must be at least default_lifetime_s, which must be > 0",
             ));
+        }
+        if self.idle_connection_s == 0 {
+            return Err(err("idle_connection_s", "must be > 0"));
         }
         if self.nonce_lifetime_s == 0 {
             return Err(err("nonce_lifetime_s", "must be > 0"));

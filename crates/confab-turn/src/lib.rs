@@ -305,6 +305,7 @@ pub fn serve(config: TurnConfig) -> Result<TurnHandle, TurnError> {
             spool: spool.clone(),
             stats: s,
             control: control_rx.clone(),
+            idle: std::time::Duration::from_secs(config.idle_connection_s),
         };
         let t = std::thread::Builder::new()
             .name(format!("turn-worker-{i}"))

@@ -63,6 +63,8 @@ pub(crate) struct WorkerInit {
     pub spool: Option<Arc<UsageSpool>>,
     pub stats: Arc<SharedStats>,
     pub control: watch::Receiver<Control>,
+    /// Close TCP/TLS connections without an allocation after this long without input.
+    pub idle: Duration,
 }
 
 /// Commands from the handle.
@@ -184,6 +186,7 @@ struct Worker {
     conns: HashMap<FiveTuple, mpsc::Sender<Vec<u8>>, FastBuild>,
     spool: Option<Arc<UsageSpool>>,
     stats: Arc<SharedStats>,
+    idle: Duration,
 }
 
 impl Worker {
@@ -299,6 +302,7 @@ async fn worker_main(init: WorkerInit) {
         spool,
         stats,
         mut control,
+        idle,
     } = init;
     let seed: [u8; 32] = rand::random();
     let server =
@@ -334,6 +338,7 @@ async fn worker_main(init: WorkerInit) {
         conns: HashMap::default(),
         spool,
         stats,
+        idle,
     }));
     worker.borrow_mut().relays.worker = Rc::downgrade(&worker);
     {
@@ -532,7 +537,22 @@ where
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut chunk = vec![0u8; 16 * 1024];
     'read: loop {
-        let n = match rd.read(&mut chunk).await {
+        let idle = match worker.upgrade() {
+            Some(c) => {
+                let w = c.borrow();
+                (!w.server.has_allocation(&five)).then_some(w.idle)
+            }
+            None => break,
+        };
+        let read = rd.read(&mut chunk);
+        let n = match idle {
+            None => read.await,
+            Some(idle) => match tokio::time::timeout(idle, read).await {
+                Ok(r) => r,
+                Err(_) => break,
+            },
+        };
+        let n = match n {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

@@ -278,6 +278,23 @@ fn draining_answers_300_with_the_alternate_server() {
 }
 
 #[test]
+fn tcp_connections_that_never_allocate_are_closed() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config("127.0.0.1:0", (42400, 42449), dir.path());
+    cfg.listen_tcp = vec!["127.0.0.1:0".parse().unwrap()];
+    cfg.idle_connection_s = 1;
+    let handle = serve(cfg).unwrap();
+    let mut conn = std::net::TcpStream::connect(handle.tcp_addrs()[0]).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 16];
+    assert_eq!(conn.read(&mut buf).unwrap(), 0, "closed by the relay");
+    assert!(t.elapsed() < Duration::from_secs(4));
+    stop(handle);
+}
+
+#[test]
 fn a_second_listener_on_the_same_address_is_a_bind_error() {
     let dir = tempfile::tempdir().unwrap();
     let first = serve(config("127.0.0.1:0", (42300, 42349), dir.path())).unwrap();

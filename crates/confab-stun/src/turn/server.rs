@@ -331,6 +331,12 @@ impl Server {
         self.alternate = alt;
     }
 
+    /// True if `five` holds an allocation (the I/O layer closes TCP/TLS connections that
+    /// never allocate).
+    pub fn has_allocation(&self, five: &FiveTuple) -> bool {
+        self.by_five.contains_key(five)
+    }
+
     /// Number of live allocations.
     pub fn allocations(&self) -> usize {
         self.n_allocations
