@@ -115,10 +115,11 @@ pub async fn init_dir(
         .with_context(|| format!("cannot create {}", dir.display()))?;
     let tls_dir = config
         .tls
-        .cert_file
-        .parent()
+        .certificates
+        .first()
+        .and_then(|c| c.cert_chain.parent())
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| dir.clone());
+        .unwrap_or_else(|| dir.join("tls"));
     let files = crate::tls::create_ca_and_server_cert(
         &tls_dir,
         &settings.domain,

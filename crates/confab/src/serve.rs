@@ -26,7 +26,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::cli::{ServeArgs, ServeRole};
-use crate::config::{Config, InitSettings, LogFormat};
+use crate::config::{Config, ConfigError, InitSettings, LogFormat, Problem};
 use crate::http::digest::DigestAuth;
 use crate::http::state::Inner;
 use crate::http::{self, AppState};
@@ -82,14 +82,19 @@ pub async fn run_serve(
             .transport
             .listen
             .iter()
-            .any(|l| l.transport.needs_certificate());
-    let cert = if needs_cert {
-        Some(Arc::new(
-            ReloadableCert::load(&config.tls.cert_file, &config.tls.key_file)
-                .context("tls.cert_file / tls.key_file")?,
-        ))
-    } else {
-        None
+            .any(|l| l.transport.is_secure());
+    let cert = match (needs_cert, config.tls.certificates.first()) {
+        (true, Some(c)) => Some(Arc::new(
+            ReloadableCert::load(&c.cert_chain, &c.private_key).map_err(|e| ConfigError {
+                file: location.path.clone(),
+                problems: vec![Problem {
+                    key: "tls.certificates[0]".into(),
+                    line: None,
+                    message: e.to_string(),
+                }],
+            })?,
+        )),
+        _ => None,
     };
     let stores = crate::store::open(&config).await?;
     if args.check {
@@ -223,34 +228,30 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
     }
     match cert.map(ReloadableCert::reload) {
         None => {}
-        Some(Ok(())) => {
-            tracing::info!(cert = %new.tls.cert_file.display(), "TLS certificate reloaded")
-        }
+        Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
         Some(Err(e)) => {
             tracing::error!(error = %e, "TLS certificate not reloaded; keeping the old one")
         }
     }
+    // The transport's tables have no PartialEq; their Debug output tells changes apart.
+    let changed =
+        |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
     let mut restart = Vec::new();
-    if new.node_id != running.node_id {
-        restart.push("node_id");
-    }
-    if new.domains != running.domains {
-        restart.push("domains");
-    }
-    if new.transport != running.transport {
-        restart.push("transport");
-    }
-    if new.tls != running.tls {
-        restart.push("tls (file names)");
-    }
-    if new.store != running.store {
-        restart.push("store");
-    }
-    if new.http != running.http {
-        restart.push("http");
-    }
-    if new.log.format != running.log.format {
-        restart.push("log.format");
+    for (name, differs) in [
+        ("node_id", new.node_id != running.node_id),
+        ("domains", new.domains != running.domains),
+        ("transport", changed(&new.transport, &running.transport)),
+        (
+            "tls (file names, client_auth)",
+            changed(&new.tls, &running.tls),
+        ),
+        ("store", changed(&new.store, &running.store)),
+        ("http", new.http != running.http),
+        ("log.format", new.log.format != running.log.format),
+    ] {
+        if differs {
+            restart.push(name);
+        }
     }
     if !restart.is_empty() {
         tracing::warn!(changed = ?restart, "these settings changed and take effect after a restart");

@@ -134,7 +134,7 @@ fn config_errors_name_file_line_and_key() {
     check_config_error(
         "[http.admin]\n",
         "[http.admin]\nlisen = \"x\"\n",
-        &[":43: http.admin.lisen: unknown field `lisen`"],
+        &[":102: http.admin.lisen: unknown field `lisen`"],
     );
     check_config_error(
         "listen = \"127.0.0.1:0\"",
@@ -143,13 +143,13 @@ fn config_errors_name_file_line_and_key() {
     );
     check_config_error(
         "\"udp:127.0.0.1:5060\"",
-        "\"udp:127.0.0.1\"",
-        &[":14: transport.listen[0]: `udp:127.0.0.1`: `127.0.0.1` is not an IP address and port"],
+        "\"udp:127.0.0.1:99999\"",
+        &[":15: transport.listen[0]: listener `udp:127.0.0.1:99999`: bad port `99999`"],
     );
     check_config_error(
         "level = \"info\"",
         "level = \"chatty\"",
-        &[":58: log.level: `chatty` is neither a level"],
+        &[":117: log.level: `chatty` is neither a level"],
     );
     check_config_error(
         "[store]\n",
@@ -162,9 +162,9 @@ fn config_errors_name_file_line_and_key() {
         &[": store.read_connections: must be between 1 and 64"],
     );
     check_config_error(
-        "cert_file = \"tls/server.crt\"",
-        "cert_file = \"tls/missing.crt\"",
-        &[": tls.cert_file: cannot read `"],
+        "cert_chain = \"tls/server.crt\"",
+        "cert_chain = \"tls/missing.crt\"",
+        &[": tls.certificates[0].cert_chain: cannot read `"],
     );
 }
 

@@ -94,7 +94,7 @@ impl DigestAuth {
                 let mut c = Challenge::new(realm, nonce.as_str(), alg);
                 c.stale = stale;
                 if let Ok(v) = HeaderValue::from_str(&c.to_string()) {
-                    err.headers.append(header::WWW_AUTHENTICATE, v);
+                    err.headers.push((header::WWW_AUTHENTICATE, v));
                 }
             }
         }
@@ -288,9 +288,9 @@ mod tests {
         let e = a.challenge(&["a.example"], true, "x");
         let values: Vec<_> = e
             .headers
-            .get_all(header::WWW_AUTHENTICATE)
             .iter()
-            .map(|v| v.to_str().unwrap().to_string())
+            .filter(|(n, _)| n == header::WWW_AUTHENTICATE)
+            .map(|(_, v)| v.to_str().unwrap().to_string())
             .collect();
         assert_eq!(values.len(), 2);
         let c0 = Challenge::parse(&values[0]).unwrap();

@@ -12,9 +12,10 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::StatusCode;
+use axum::http::header::HeaderName;
 use axum::http::header::{self, HeaderValue};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -33,8 +34,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// Human-readable explanation.
     pub message: String,
-    /// Headers to add to the response.
-    pub headers: HeaderMap,
+    /// Headers to add to the response (a list keeps the error small).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 #[derive(Serialize)]
@@ -57,7 +58,7 @@ impl ApiError {
             code,
             field: None,
             message: message.into(),
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -68,8 +69,8 @@ impl ApiError {
     }
 
     /// Adds a response header.
-    pub fn with_header(mut self, name: header::HeaderName, value: HeaderValue) -> Self {
-        self.headers.append(name, value);
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
         self
     }
 
@@ -122,7 +123,9 @@ impl IntoResponse for ApiError {
             },
         };
         let mut resp = (self.status, Json(body)).into_response();
-        resp.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            resp.headers_mut().append(name, value);
+        }
         resp
     }
 }
