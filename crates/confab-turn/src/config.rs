@@ -64,7 +64,7 @@ pub struct TurnConfig {
     pub default_lifetime_s: u64,
     /// Largest lifetime granted (RFC 8656 recommends 3600).
     pub lifetime_max_s: u64,
-    /// Allocations on this edge; beyond: 508.
+    /// Allocations on this edge (split evenly between the workers); beyond: 508.
     pub max_allocations: usize,
     /// Allocations per user; beyond: 486.
     pub max_allocations_per_user: u32,

@@ -209,6 +209,8 @@ pub fn serve(config: TurnConfig) -> Result<TurnHandle, TurnError> {
     let relay_ips = config.relay_ips()?;
     let n = config.worker_count();
     let reuse = n > 1;
+    // Each worker enforces its share of the edge-wide allocation limit.
+    server_config.max_allocations = config.max_allocations.div_ceil(n);
     let tls_acceptor = match (
         &config.tls_cert_file,
         &config.tls_key_file,
