@@ -490,12 +490,10 @@ pub fn aggregate(input: &AggregateInput<'_>, config: &AggregateConfig) -> Aggreg
             if let Some(wp) = winner_person {
                 person.notes = wp.notes.clone();
             }
-            if person.notes.is_empty() {
-                if let Some(Source::Publication(etag)) = Some(&source) {
-                    if let Some(p) = pubs.iter().find(|p| &p.etag == etag) {
-                        doc.notes = p.document.notes.clone();
-                    }
-                }
+            if let (true, Source::Publication(etag)) = (person.notes.is_empty(), &source)
+                && let Some(p) = pubs.iter().find(|p| &p.etag == etag)
+            {
+                doc.notes = p.document.notes.clone();
             }
         }
     }
