@@ -732,7 +732,7 @@ impl Server {
         let mut e = Encoder::new(&mut out, method, class, txid);
         if let Some(s) = &self.cfg.software {
             // SOFTWARE is at most 763 bytes; a longer configured value is cut.
-            let s = &s.as_bytes()[..s.len().min(763)];
+            let s = &s.as_bytes()[..s.floor_char_boundary(763)];
             e.attr(AttrType::SOFTWARE, s).expect("short");
         }
         out
@@ -751,7 +751,7 @@ impl Server {
         self.stats.errors += 1;
         let mut out = self.begin(method, Class::Error, txid);
         let mut e = Encoder::resume(&mut out, 0);
-        let reason = &reason[..reason.len().min(128)];
+        let reason = &reason[..reason.floor_char_boundary(128)];
         // Encoding into a Vec of bounded attributes cannot fail.
         let _ = e.error_code(code, reason);
         let _ = extra(&mut e);
