@@ -955,7 +955,9 @@ fn other_credentials_on_an_existing_allocation_get_441() {
 
 #[test]
 fn even_port_reservation_and_dual_stack() {
-    let mut w = World::new(config());
+    let mut cfg = config();
+    cfg.max_allocations_per_user = 100;
+    let mut w = World::new(cfg);
     let mut c = Client::rest(&w, "vic", SECRET, 86_400);
     let r = c.call(&mut w, udp("192.0.2.140:1"), Method::ALLOCATE, |e| {
         udp_transport(e);
@@ -980,6 +982,43 @@ fn even_port_reservation_and_dual_stack() {
         .unwrap()
         .unwrap();
     assert_eq!(second.port(), relay.port() + 1);
+
+    // A reservation is single-use and expires after about 30 s, releasing its port.
+    let r = c.call(&mut w, udp("192.0.2.140:3"), Method::ALLOCATE, |e| {
+        udp_transport(e);
+        e.attr(AttrType::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert_eq!(code(&r), Some(508));
+    let r = c.call(&mut w, udp("192.0.2.140:4"), Method::ALLOCATE, |e| {
+        udp_transport(e);
+        e.attr(AttrType::EVEN_PORT, &[0x80]).unwrap();
+    });
+    let token = Message::decode(&r)
+        .unwrap()
+        .get(AttrType::RESERVATION_TOKEN)
+        .unwrap()
+        .to_vec();
+    let open_before = w.relays.open.len();
+    w.advance(Duration::from_secs(31));
+    assert_eq!(
+        w.relays.open.len(),
+        open_before - 1,
+        "reserved port released"
+    );
+    let r = c.call(&mut w, udp("192.0.2.140:5"), Method::ALLOCATE, |e| {
+        udp_transport(e);
+        e.attr(AttrType::RESERVATION_TOKEN, &token).unwrap();
+    });
+    assert_eq!(code(&r), Some(508));
+
+    // A malformed LIFETIME is refused before any relay port is taken.
+    let open_before = w.relays.open.len();
+    let r = c.call(&mut w, udp("192.0.2.140:6"), Method::ALLOCATE, |e| {
+        udp_transport(e);
+        e.attr(AttrType::LIFETIME, &[1, 2]).unwrap();
+    });
+    assert_eq!(code(&r), Some(400));
+    assert_eq!(w.relays.open.len(), open_before);
 
     // Dual stack: ADDITIONAL-ADDRESS-FAMILY IPv6.
     let mut d = Client::rest(&w, "wes", SECRET, 86_400);

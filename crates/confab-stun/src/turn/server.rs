@@ -978,6 +978,7 @@ impl Server {
                 "RESERVATION-TOKEN with EVEN-PORT or an address family",
             ));
         }
+        let lifetime = self.lifetime(msg)?;
         if self.n_allocations >= self.cfg.max_allocations {
             return Err(Failure::new(508, "Insufficient Capacity"));
         }
@@ -995,7 +996,6 @@ impl Server {
                 return Err(f);
             }
         };
-        let lifetime = self.lifetime(msg)?;
         let user_slot = self.user_slot(&who.user, now);
         let expires = now + lifetime;
         let alloc = Allocation {
@@ -1071,8 +1071,12 @@ impl Server {
             let r = self
                 .reservations
                 .remove(&t)
-                .filter(|r| r.expires > now)
                 .ok_or(Failure::new(508, "Insufficient Capacity"))?;
+            if r.expires <= now {
+                // Expired but its timer has not fired yet: release the port now.
+                relays.close(r.addr);
+                return Err(Failure::new(508, "Insufficient Capacity"));
+            }
             return Ok(([Some(r.addr), None], None, None));
         }
         let family = if requested == Some(FAMILY_IPV6) {
