@@ -45,6 +45,7 @@ mod backup;
 mod config;
 mod error;
 mod open;
+mod registrations;
 mod tokens;
 mod users;
 mod writer;

@@ -1,0 +1,851 @@
+//! [`RegistrationStore`] on SQLite.
+//!
+//! Read-through: nothing of a binding is kept in memory by this crate. Routing lookups read
+//! the `bindings_by_aor` index through the read pool, so the memory a binding costs is the
+//! share of SQLite's page cache it occupies (bounded by the cache size, not by the number
+//! of bindings). Writes go through the group-commit writer: the registrar's plan runs
+//! inside the batch transaction on the writer connection, between reading the AOR's rows
+//! and writing the new set, so two REGISTERs for one AOR never interleave, and the caller
+//! hears the outcome only after the commit.
+//!
+//! Write strategy for one update: old and new bindings are paired by (registered_at,
+//! contact) — the registrar keeps `registered_at` of a refreshed binding — so a refresh is
+//! one `UPDATE` of the row, an unchanged binding is not written at all, a removed one is a
+//! `DELETE` and a new one an `INSERT`.
+
+use async_trait::async_trait;
+use confab_core::{
+    Address, Binding, BindingPlan, BindingsUpdate, Cursor, FlowInfo, Page, PageRequest, QValue,
+    RegistrationStore, SipTransport, StoreError, TempGruuState, Timestamp, UpdateOutcome,
+};
+use sqlx::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::error::{unavailable, unique_violation};
+
+macro_rules! columns {
+    () => {
+        "id, aor, contact, params, q, expires_at, call_id, cseq, instance, reg_id, flow, \
+         transport, source, node, path, user_agent, registered_at, updated_at, temp_gruu_id, \
+         temp_gruu_issued"
+    };
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    aor: String,
+    contact: String,
+    params: String,
+    q: Option<i64>,
+    expires_at: i64,
+    call_id: String,
+    cseq: i64,
+    instance: Option<String>,
+    reg_id: Option<i64>,
+    flow: String,
+    transport: String,
+    source: String,
+    node: String,
+    path: Option<String>,
+    user_agent: Option<String>,
+    registered_at: i64,
+    updated_at: i64,
+    temp_gruu_id: Option<i64>,
+    temp_gruu_issued: Option<i64>,
+}
+
+fn corrupt(field: &'static str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid {
+        field,
+        message: format!("stored value is corrupt: {message}"),
+    }
+}
+
+impl Row {
+    fn into_binding(self) -> Result<(i64, Binding), StoreError> {
+        let u32_of = |field, v: i64| u32::try_from(v).map_err(|_| corrupt(field, v));
+        let q = self
+            .q
+            .map(|q| {
+                u16::try_from(q)
+                    .ok()
+                    .and_then(QValue::from_thousandths)
+                    .ok_or_else(|| corrupt("q", q))
+            })
+            .transpose()?;
+        let temp_gruu = match (self.temp_gruu_id, self.temp_gruu_issued) {
+            (None, None) => None,
+            (Some(id), Some(n)) => Some(TempGruuState {
+                id: id as u64,
+                issued: u32_of("temp_gruu_issued", n)?,
+            }),
+            _ => return Err(corrupt("temp_gruu", "id without count or count without id")),
+        };
+        let binding = Binding {
+            aor: Address::parse(&self.aor).map_err(|e| corrupt("aor", e))?,
+            contact: self.contact,
+            params: self.params,
+            q,
+            expires_at: Timestamp(self.expires_at),
+            call_id: self.call_id,
+            cseq: u32_of("cseq", self.cseq)?,
+            instance: self.instance,
+            reg_id: self.reg_id.map(|r| u32_of("reg_id", r)).transpose()?,
+            flow: FlowInfo {
+                token: self.flow,
+                transport: self
+                    .transport
+                    .parse::<SipTransport>()
+                    .map_err(|e| corrupt("transport", e))?,
+                source: self.source.parse().map_err(|e| corrupt("source", e))?,
+                node: self.node,
+            },
+            path: self
+                .path
+                .map(|p| p.split('\n').map(str::to_owned).collect())
+                .unwrap_or_default(),
+            user_agent: self.user_agent,
+            registered_at: Timestamp(self.registered_at),
+            updated_at: Timestamp(self.updated_at),
+            temp_gruu,
+        };
+        Ok((self.id, binding))
+    }
+}
+
+fn rows_to_bindings(rows: Vec<Row>) -> Result<Vec<Binding>, StoreError> {
+    rows.into_iter()
+        .map(|r| r.into_binding().map(|(_, b)| b))
+        .collect()
+}
+
+/// Checks what SQLite cannot: values that would not read back as written.
+fn validate(b: &Binding, aor: &Address) -> Result<(), StoreError> {
+    let invalid = |field, message: &str| {
+        Err(StoreError::Invalid {
+            field,
+            message: message.to_owned(),
+        })
+    };
+    if &b.aor != aor {
+        return invalid(
+            "aor",
+            "a plan returned a binding of another address-of-record",
+        );
+    }
+    if b.contact.is_empty() {
+        return invalid("contact", "empty contact URI");
+    }
+    if b.path.iter().any(|p| p.is_empty() || p.contains('\n')) {
+        return invalid("path", "a Path value is empty or contains a line break");
+    }
+    if b.reg_id.is_some() && b.instance.is_none() {
+        return invalid("reg_id", "reg-id without +sip.instance");
+    }
+    Ok(())
+}
+
+fn joined_path(b: &Binding) -> Option<String> {
+    (!b.path.is_empty()).then(|| b.path.join("\n"))
+}
+
+fn write_error(e: sqlx::Error) -> StoreError {
+    match unique_violation(&e) {
+        // Two bindings drew the same random 64-bit temp-GRUU id: the caller retries with
+        // fresh randomness.
+        Some(_) => StoreError::Invalid {
+            field: "temp_gruu",
+            message: "temporary GRUU id already in use; draw a new one".into(),
+        },
+        None => unavailable(e),
+    }
+}
+
+async fn insert(conn: &mut SqliteConnection, b: &Binding) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO bindings (aor, contact, params, q, expires_at, call_id, cseq, instance, \
+         reg_id, flow, transport, source, node, path, user_agent, registered_at, updated_at, \
+         temp_gruu_id, temp_gruu_issued) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(b.aor.as_str())
+    .bind(&b.contact)
+    .bind(&b.params)
+    .bind(b.q.map(|q| i64::from(q.thousandths())))
+    .bind(b.expires_at.as_millis())
+    .bind(&b.call_id)
+    .bind(i64::from(b.cseq))
+    .bind(b.instance.as_deref())
+    .bind(b.reg_id.map(i64::from))
+    .bind(&b.flow.token)
+    .bind(b.flow.transport.as_str())
+    .bind(b.flow.source.to_string())
+    .bind(&b.flow.node)
+    .bind(joined_path(b))
+    .bind(b.user_agent.as_deref())
+    .bind(b.registered_at.as_millis())
+    .bind(b.updated_at.as_millis())
+    .bind(b.temp_gruu.map(|t| t.id as i64))
+    .bind(b.temp_gruu.map(|t| i64::from(t.issued)))
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(write_error)
+}
+
+async fn update_row(conn: &mut SqliteConnection, id: i64, b: &Binding) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE bindings SET contact = ?, params = ?, q = ?, expires_at = ?, call_id = ?, \
+         cseq = ?, instance = ?, reg_id = ?, flow = ?, transport = ?, source = ?, node = ?, \
+         path = ?, user_agent = ?, registered_at = ?, updated_at = ?, temp_gruu_id = ?, \
+         temp_gruu_issued = ? WHERE id = ?",
+    )
+    .bind(&b.contact)
+    .bind(&b.params)
+    .bind(b.q.map(|q| i64::from(q.thousandths())))
+    .bind(b.expires_at.as_millis())
+    .bind(&b.call_id)
+    .bind(i64::from(b.cseq))
+    .bind(b.instance.as_deref())
+    .bind(b.reg_id.map(i64::from))
+    .bind(&b.flow.token)
+    .bind(b.flow.transport.as_str())
+    .bind(b.flow.source.to_string())
+    .bind(&b.flow.node)
+    .bind(joined_path(b))
+    .bind(b.user_agent.as_deref())
+    .bind(b.registered_at.as_millis())
+    .bind(b.updated_at.as_millis())
+    .bind(b.temp_gruu.map(|t| t.id as i64))
+    .bind(b.temp_gruu.map(|t| i64::from(t.issued)))
+    .bind(id)
+    .execute(&mut *conn)
+    .await
+    .map(|_| ())
+    .map_err(write_error)
+}
+
+async fn update(
+    conn: &mut SqliteConnection,
+    aor: Address,
+    plan: BindingPlan,
+) -> Result<UpdateOutcome, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "SELECT ",
+        columns!(),
+        " FROM bindings WHERE aor = ? ORDER BY registered_at, id"
+    ))
+    .bind(aor.as_str())
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let mut old: Vec<(i64, Binding)> = rows
+        .into_iter()
+        .map(Row::into_binding)
+        .collect::<Result<_, _>>()?;
+    let before: Vec<Binding> = old.iter().map(|(_, b)| b.clone()).collect();
+    let after = match plan(&before) {
+        Ok(set) => set,
+        Err(refusal) => return Ok(UpdateOutcome::Refused(refusal)),
+    };
+    for b in &after {
+        validate(b, &aor)?;
+    }
+    // Pair new bindings with old rows by (registered_at, contact); each old row pairs once.
+    let mut new_rows: Vec<&Binding> = Vec::new();
+    for b in &after {
+        let paired = old
+            .iter()
+            .position(|(_, o)| o.registered_at == b.registered_at && o.contact == b.contact);
+        match paired {
+            Some(i) => {
+                let (id, o) = old.swap_remove(i);
+                if o != *b {
+                    update_row(conn, id, b).await?;
+                }
+            }
+            None => new_rows.push(b),
+        }
+    }
+    for (id, _) in &old {
+        sqlx::query("DELETE FROM bindings WHERE id = ?")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+    }
+    for b in new_rows {
+        insert(conn, b).await?;
+    }
+    Ok(UpdateOutcome::Applied(BindingsUpdate { before, after }))
+}
+
+async fn remove_expired(
+    conn: &mut SqliteConnection,
+    now: Timestamp,
+    limit: u32,
+) -> Result<Vec<Binding>, StoreError> {
+    let rows: Vec<Row> = sqlx::query_as(concat!(
+        "DELETE FROM bindings WHERE id IN (SELECT id FROM bindings WHERE expires_at <= ? \
+         ORDER BY expires_at LIMIT ?) RETURNING ",
+        columns!()
+    ))
+    .bind(now.as_millis())
+    .bind(i64::from(limit.max(1)))
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    rows_to_bindings(rows)
+}
+
+async fn remove_flow(
+    conn: &mut SqliteConnection,
+    node: String,
+    token: String,
+    outbound_only: bool,
+) -> Result<Vec<Binding>, StoreError> {
+    let sql = if outbound_only {
+        concat!(
+            "DELETE FROM bindings WHERE flow = ? AND node = ? AND reg_id IS NOT NULL RETURNING ",
+            columns!()
+        )
+    } else {
+        concat!(
+            "DELETE FROM bindings WHERE flow = ? AND node = ? RETURNING ",
+            columns!()
+        )
+    };
+    let rows: Vec<Row> = sqlx::query_as(sql)
+        .bind(token)
+        .bind(node)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    rows_to_bindings(rows)
+}
+
+/// Cursor text: `aor` LF `registered_at` LF `id` of the last binding of the previous page.
+fn cursor_of(id: i64, b: &Binding) -> Cursor {
+    Cursor(format!("{}\n{}\n{id}", b.aor, b.registered_at.as_millis()))
+}
+
+fn parse_cursor(c: &Cursor) -> Result<(String, i64, i64), StoreError> {
+    let bad = || StoreError::Invalid {
+        field: "cursor",
+        message: "not a cursor returned by list_bindings".into(),
+    };
+    let mut parts = c.0.split('\n');
+    let (Some(aor), Some(at), Some(id), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    Ok((
+        aor.to_owned(),
+        at.parse().map_err(|_| bad())?,
+        id.parse().map_err(|_| bad())?,
+    ))
+}
+
+#[async_trait]
+impl RegistrationStore for SqliteStore {
+    async fn update_bindings(
+        &self,
+        aor: &Address,
+        plan: BindingPlan,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let aor = aor.clone();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(update(conn, aor, plan)))
+            .await
+    }
+
+    async fn lookup(&self, aor: &Address, now: Timestamp) -> Result<Vec<Binding>, StoreError> {
+        let rows: Vec<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM bindings WHERE aor = ? AND expires_at > ? ORDER BY registered_at, id"
+        ))
+        .bind(aor.as_str())
+        .bind(now.as_millis())
+        .fetch_all(&self.inner.read)
+        .await
+        .map_err(unavailable)?;
+        rows_to_bindings(rows)
+    }
+
+    async fn lookup_temp_gruu(
+        &self,
+        id: u64,
+        now: Timestamp,
+    ) -> Result<Option<Binding>, StoreError> {
+        let row: Option<Row> = sqlx::query_as(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM bindings WHERE temp_gruu_id = ? AND expires_at > ?"
+        ))
+        .bind(id as i64)
+        .bind(now.as_millis())
+        .fetch_optional(&self.inner.read)
+        .await
+        .map_err(unavailable)?;
+        row.map(|r| r.into_binding().map(|(_, b)| b)).transpose()
+    }
+
+    async fn list_bindings(&self, page: PageRequest) -> Result<Page<Binding>, StoreError> {
+        let limit = page.clamped_limit();
+        let fetch = i64::from(limit) + 1;
+        let rows: Vec<Row> = match &page.after {
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM bindings ORDER BY aor, registered_at, id LIMIT ?"
+                ))
+                .bind(fetch)
+                .fetch_all(&self.inner.read)
+                .await
+            }
+            Some(c) => {
+                let (aor, at, id) = parse_cursor(c)?;
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM bindings WHERE (aor, registered_at, id) > (?, ?, ?) \
+                     ORDER BY aor, registered_at, id LIMIT ?"
+                ))
+                .bind(aor)
+                .bind(at)
+                .bind(id)
+                .bind(fetch)
+                .fetch_all(&self.inner.read)
+                .await
+            }
+        }
+        .map_err(unavailable)?;
+        let mut items: Vec<(i64, Binding)> = rows
+            .into_iter()
+            .map(Row::into_binding)
+            .collect::<Result<_, _>>()?;
+        let more = items.len() > limit as usize;
+        items.truncate(limit as usize);
+        let next = if more {
+            items.last().map(|(id, b)| cursor_of(*id, b))
+        } else {
+            None
+        };
+        Ok(Page {
+            items: items.into_iter().map(|(_, b)| b).collect(),
+            next,
+        })
+    }
+
+    async fn remove_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Binding>, StoreError> {
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(remove_expired(conn, now, limit)))
+            .await
+    }
+
+    async fn remove_flow(
+        &self,
+        node: &str,
+        token: &str,
+        outbound_only: bool,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let (node, token) = (node.to_owned(), token.to_owned());
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(remove_flow(conn, node, token, outbound_only)))
+            .await
+    }
+
+    async fn count_bindings(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM bindings")
+            .fetch_one(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use confab_core::Refusal;
+
+    use super::*;
+    use crate::StoreConfig;
+
+    fn aor(s: &str) -> Address {
+        Address::parse(s).unwrap()
+    }
+
+    fn binding(a: &str, contact: &str, at: i64, expires_at: i64) -> Binding {
+        Binding {
+            aor: aor(a),
+            contact: contact.into(),
+            params: String::new(),
+            q: None,
+            expires_at: Timestamp(expires_at),
+            call_id: format!("cid-{contact}"),
+            cseq: 1,
+            instance: None,
+            reg_id: None,
+            flow: FlowInfo {
+                token: format!("flow-{contact}"),
+                transport: SipTransport::Udp,
+                source: "192.0.2.1:5060".parse().unwrap(),
+                node: "node-1".into(),
+            },
+            path: vec![],
+            user_agent: None,
+            registered_at: Timestamp(at),
+            updated_at: Timestamp(at),
+            temp_gruu: None,
+        }
+    }
+
+    fn full(a: &str) -> Binding {
+        Binding {
+            params: "+sip.instance=\"<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>\";reg-id=1"
+                .into(),
+            q: QValue::from_thousandths(700),
+            instance: Some("<urn:uuid:f81d4fae-7dec-11d0-a765-00a0c91e6bf6>".into()),
+            reg_id: Some(1),
+            cseq: u32::MAX,
+            flow: FlowInfo {
+                token: "YwAAAAAAAAAH".into(),
+                transport: SipTransport::Wss,
+                source: "[2001:db8::7]:61000".parse().unwrap(),
+                node: "fe-2".into(),
+            },
+            path: vec![
+                "<sip:edge1.example.com;lr>".into(),
+                "\"Edge 2\" <sip:edge2.example.com;lr;ob>".into(),
+            ],
+            user_agent: Some("baresip v3.0 (x86_64/linux)".into()),
+            temp_gruu: Some(TempGruuState {
+                id: u64::MAX - 5,
+                issued: 3,
+            }),
+            ..binding(
+                a,
+                "sip:alice@[2001:db8::7]:61000;transport=ws",
+                1_000,
+                4_000_000,
+            )
+        }
+    }
+
+    async fn open(dir: &tempfile::TempDir) -> SqliteStore {
+        SqliteStore::open_or_create(StoreConfig::new(dir.path().join("r.db")))
+            .await
+            .unwrap()
+    }
+
+    /// A plan that ignores the current set and writes `set`.
+    fn put(set: Vec<Binding>) -> BindingPlan {
+        Box::new(move |_| Ok(set))
+    }
+
+    async fn applied(store: &SqliteStore, a: &str, plan: BindingPlan) -> BindingsUpdate {
+        match store.update_bindings(&aor(a), plan).await.unwrap() {
+            UpdateOutcome::Applied(u) => u,
+            UpdateOutcome::Refused(r) => panic!("refused: {r}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_field_round_trips_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let b = full("alice@example.com");
+        let u = applied(&store, "alice@example.com", put(vec![b.clone()])).await;
+        assert!(u.before.is_empty());
+        assert_eq!(u.after, vec![b.clone()]);
+        assert_eq!(
+            store
+                .lookup(&aor("alice@example.com"), Timestamp(0))
+                .await
+                .unwrap(),
+            vec![b.clone()]
+        );
+        store.close().await;
+        let store = open(&dir).await;
+        assert_eq!(
+            store
+                .lookup(&aor("alice@example.com"), Timestamp(0))
+                .await
+                .unwrap(),
+            vec![b.clone()]
+        );
+        assert_eq!(
+            store
+                .lookup_temp_gruu(u64::MAX - 5, Timestamp(0))
+                .await
+                .unwrap(),
+            Some(b)
+        );
+        assert_eq!(
+            store
+                .lookup_temp_gruu(u64::MAX - 5, Timestamp(4_000_000))
+                .await
+                .unwrap(),
+            None,
+            "expired bindings do not resolve"
+        );
+    }
+
+    #[tokio::test]
+    async fn plan_sees_current_set_and_refusal_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = "bob@example.com";
+        let one = binding(a, "sip:bob@192.0.2.2", 10, 100_000);
+        let two = binding(a, "sip:bob@192.0.2.3", 20, 100_000);
+        applied(&store, a, put(vec![one.clone(), two.clone()])).await;
+
+        // Refresh `one` (same registered_at and contact: an UPDATE), drop `two`, add `three`.
+        let mut one_refreshed = one.clone();
+        one_refreshed.expires_at = Timestamp(200_000);
+        one_refreshed.cseq = 2;
+        let three = binding(a, "sip:bob@192.0.2.4", 30, 100_000);
+        let (expect_before, r1, t3) = (
+            vec![one.clone(), two.clone()],
+            one_refreshed.clone(),
+            three.clone(),
+        );
+        let u = applied(
+            &store,
+            a,
+            Box::new(move |cur: &[Binding]| {
+                assert_eq!(cur, &expect_before[..]);
+                Ok(vec![r1, t3])
+            }),
+        )
+        .await;
+        assert_eq!(u.before, vec![one.clone(), two]);
+        let now = store.lookup(&aor(a), Timestamp(0)).await.unwrap();
+        assert_eq!(now, vec![one_refreshed.clone(), three.clone()]);
+
+        let refused = store
+            .update_bindings(
+                &aor(a),
+                Box::new(|_| Err(Refusal::TooManyBindings { max: 2 })),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            refused,
+            UpdateOutcome::Refused(Refusal::TooManyBindings { max: 2 })
+        );
+        assert_eq!(store.lookup(&aor(a), Timestamp(0)).await.unwrap(), now);
+
+        // An empty set removes the AOR's bindings; other AORs are untouched.
+        applied(
+            &store,
+            "carol@example.com",
+            put(vec![binding("carol@example.com", "sip:c@h", 1, 9)]),
+        )
+        .await;
+        applied(&store, a, put(vec![])).await;
+        assert!(
+            store
+                .lookup(&aor(a), Timestamp(0))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.count_bindings().await.unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_plans_are_rejected_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = "dave@example.com";
+        let good = binding(a, "sip:d@192.0.2.9", 1, 10_000);
+        applied(&store, a, put(vec![good.clone()])).await;
+        #[track_caller]
+        fn field_of(r: Result<UpdateOutcome, StoreError>) -> &'static str {
+            match r {
+                Err(StoreError::Invalid { field, .. }) => field,
+                other => panic!("expected Invalid, got {other:?}"),
+            }
+        }
+        let other_aor = binding("eve@example.com", "sip:e@h", 2, 10_000);
+        let mut newline_path = binding(a, "sip:d@h2", 2, 10_000);
+        newline_path.path = vec!["<sip:a;lr>\n<sip:b;lr>".into()];
+        let mut lone_reg_id = binding(a, "sip:d@h3", 2, 10_000);
+        lone_reg_id.reg_id = Some(1);
+        let mut empty = binding(a, "x", 2, 10_000);
+        empty.contact.clear();
+        for (bad, field) in [
+            (other_aor, "aor"),
+            (newline_path, "path"),
+            (lone_reg_id, "reg_id"),
+            (empty, "contact"),
+        ] {
+            let r = store.update_bindings(&aor(a), put(vec![bad])).await;
+            assert_eq!(field_of(r), field);
+        }
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![good],
+            "a rejected plan leaves the previous set"
+        );
+    }
+
+    #[tokio::test]
+    async fn failed_commit_reports_unavailable_and_keeps_old_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = "frank@example.com";
+        let old = binding(a, "sip:f@192.0.2.5", 1, 10_000);
+        applied(&store, a, put(vec![old.clone()])).await;
+        store.fail_next_commits(1);
+        let r = store
+            .update_bindings(&aor(a), put(vec![binding(a, "sip:f@192.0.2.6", 2, 10_000)]))
+            .await;
+        assert!(matches!(r, Err(StoreError::Unavailable { .. })), "{r:?}");
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![old]
+        );
+    }
+
+    #[tokio::test]
+    async fn expiry_sweep_flow_removal_and_paging() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        // 5 AORs x 3 bindings: binding i expires at 1000 * (i + 1); binding 0 is outbound.
+        for n in 0..5 {
+            let a = format!("u{n}@example.com");
+            let set: Vec<Binding> = (0..3i64)
+                .map(|i| {
+                    let mut b = binding(&a, &format!("sip:u{n}@10.0.0.{i}"), i, 1000 * (i + 1));
+                    b.flow.token = format!("flow-{i}");
+                    if i == 0 {
+                        b.instance = Some(format!("<urn:uuid:{n}>"));
+                        b.reg_id = Some(1);
+                    }
+                    b
+                })
+                .collect();
+            applied(&store, &a, put(set)).await;
+        }
+        assert_eq!(store.count_bindings().await.unwrap(), 15);
+
+        // Paging: every binding exactly once, ordered by AOR.
+        let mut seen = Vec::new();
+        let mut page = PageRequest::first(4);
+        loop {
+            let p = store.list_bindings(page.clone()).await.unwrap();
+            assert!(p.items.len() <= 4);
+            seen.extend(p.items.into_iter().map(|b| (b.aor.to_string(), b.contact)));
+            match p.next {
+                Some(c) => page.after = Some(c),
+                None => break,
+            }
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen.len(), 15);
+        assert_eq!(seen, sorted);
+        let bad = store
+            .list_bindings(PageRequest {
+                after: Some(Cursor("garbage".into())),
+                limit: 3,
+            })
+            .await;
+        assert!(matches!(
+            bad,
+            Err(StoreError::Invalid {
+                field: "cursor",
+                ..
+            })
+        ));
+
+        // Flow failure: only outbound bindings of that flow and node.
+        let gone = store.remove_flow("node-1", "flow-0", true).await.unwrap();
+        assert_eq!(gone.len(), 5);
+        assert!(gone.iter().all(Binding::is_outbound));
+        assert!(
+            store
+                .remove_flow("node-2", "flow-1", false)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .remove_flow("node-1", "flow-1", true)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(
+            store
+                .remove_flow("node-1", "flow-1", false)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        assert_eq!(store.count_bindings().await.unwrap(), 5);
+
+        // Sweep in batches of 2: the five bindings expiring at 3000.
+        assert!(
+            store
+                .remove_expired(Timestamp(2_999), 2)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let mut swept = 0;
+        loop {
+            let batch = store.remove_expired(Timestamp(3_000), 2).await.unwrap();
+            swept += batch.len();
+            assert!(batch.iter().all(|b| b.expires_at == Timestamp(3_000)));
+            if batch.len() < 2 {
+                break;
+            }
+        }
+        assert_eq!(swept, 5);
+        assert_eq!(store.count_bindings().await.unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn concurrent_updates_of_one_aor_do_not_interleave() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(open(&dir).await);
+        let a = "grace@example.com";
+        // 20 concurrent read-modify-write plans each append one binding: with interleaving,
+        // some appends would be lost.
+        let tasks: Vec<_> = (0..20i64)
+            .map(|i| {
+                let s = store.clone();
+                tokio::spawn(async move {
+                    let new = binding(a, &format!("sip:g@10.1.0.{i}"), i, 99_000);
+                    s.update_bindings(
+                        &aor(a),
+                        Box::new(move |cur: &[Binding]| {
+                            let mut v = cur.to_vec();
+                            v.push(new);
+                            Ok(v)
+                        }),
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert!(matches!(t.await.unwrap(), Ok(UpdateOutcome::Applied(_))));
+        }
+        assert_eq!(store.lookup(&aor(a), Timestamp(0)).await.unwrap().len(), 20);
+    }
+}
