@@ -345,6 +345,42 @@ pub fn mint_credentials(
     ))
 }
 
+/// The JSON answer of the TURN REST API draft (draft-uberti-behave-turn-rest §2.2):
+/// `{"username", "password", "ttl", "uris"}`, plus the absolute expiry. What the user HTTPS
+/// API and `confab turn-credentials --json` print.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TurnCredentials {
+    /// `expiry:user`.
+    pub username: String,
+    /// base64(HMAC-SHA1(secret, username)).
+    pub password: String,
+    /// Validity in seconds.
+    pub ttl: u64,
+    /// When they stop working, UNIX seconds.
+    pub expires_at_unix: u64,
+    /// RFC 7065 URIs of this edge.
+    pub uris: Vec<String>,
+}
+
+/// Credentials and URIs for `user` in one value: [`mint_credentials`] + [`turn_uris`].
+/// `None` if the configuration has no REST secret.
+pub fn credentials_for(
+    config: &TurnConfig,
+    user: &str,
+    host: &str,
+    now_unix: u64,
+    ttl_s: u64,
+) -> Option<TurnCredentials> {
+    let c = mint_credentials(config, user, now_unix, ttl_s)?;
+    Some(TurnCredentials {
+        username: c.username,
+        password: c.password,
+        ttl: ttl_s,
+        expires_at_unix: c.expires_at_unix,
+        uris: turn_uris(config, host),
+    })
+}
+
 /// RFC 7065 URIs clients should use to reach this edge at `host` (its public name): one per
 /// configured transport, with the port of the first listener of each.
 pub fn turn_uris(config: &TurnConfig, host: &str) -> Vec<String> {
@@ -359,4 +395,39 @@ pub fn turn_uris(config: &TurnConfig, host: &str) -> Vec<String> {
         out.push(turn_uri(host, a.port(), UriTransport::Tls));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_json_has_the_rest_api_shape() {
+        let cfg = TurnConfig {
+            realm: "r".into(),
+            secrets: vec!["secret".into(), "old".into()],
+            listen_tls: vec!["0.0.0.0:5349".parse().unwrap()],
+            ..TurnConfig::default()
+        };
+        let c = credentials_for(&cfg, "alice", "edge.example.com", 1_699_913_600, 86_400).unwrap();
+        // Same scheme as coturn use-auth-secret; value checked with openssl in confab-stun.
+        assert_eq!(c.username, "1700000000:alice");
+        assert_eq!(c.password, "d8soP47RbdIKLDUOpnJPVQyq5Ts=");
+        assert_eq!(
+            c.uris,
+            [
+                "turn:edge.example.com:3478?transport=udp",
+                "turn:edge.example.com:3478?transport=tcp",
+                "turns:edge.example.com:5349?transport=tcp",
+            ]
+        );
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["ttl"], 86_400);
+        assert_eq!(json["expires_at_unix"], 1_700_000_000u64);
+        let no_secret = TurnConfig {
+            secrets: vec![],
+            ..cfg
+        };
+        assert_eq!(credentials_for(&no_secret, "alice", "h", 0, 1), None);
+    }
 }
