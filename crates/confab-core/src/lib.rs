@@ -27,6 +27,7 @@ mod address;
 pub mod chain;
 mod error;
 mod phone;
+pub mod policy;
 mod registration;
 mod store;
 mod time;
