@@ -85,7 +85,7 @@ pub struct ServeArgs {
 pub enum ServeRole {
     /// Front End: HTTP listeners today; SIP registrar, proxy, presence as their issues land
     FrontEnd,
-    /// A/V Edge: STUN/TURN relay (not wired into the binary yet)
+    /// A/V Edge: STUN/TURN relay (needs a [turn] table)
     AvEdge,
 }
 
@@ -111,19 +111,6 @@ impl From<RoleArg> for confab_core::Role {
 #[derive(Debug, Args)]
 #[group(required = true, multiple = false)]
 pub struct PasswordSource {
-    /// Read the password from the first line of standard input
-    #[arg(long)]
-    pub password_stdin: bool,
-    /// The password (visible to other local users in the process list: prefer
-    /// --password-stdin)
-    #[arg(long, value_name = "P")]
-    pub password: Option<String>,
-}
-
-/// Where a new password comes from, when one is optional.
-#[derive(Debug, Args)]
-#[group(required = false, multiple = false)]
-pub struct OptionalPasswordSource {
     /// Read the password from the first line of standard input
     #[arg(long)]
     pub password_stdin: bool,

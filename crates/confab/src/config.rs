@@ -12,10 +12,11 @@
 //!
 //! Tables present today: top level (`node_id`, `domains`), `[transport]` and `[tls]`
 //! (owned by `confab-transport`), `[store]` (owned by `confab-store`), `[http.admin]`,
-//! `[http.user]` and `[log]` (owned by this binary). Tables of roles that are not built yet
-//! (`[registrar]`, `[auth]`, `[proxy]`, `[turn]`, ...) are not accepted yet: they arrive
-//! with their roles, and until then writing one is an "unknown key" error rather than a
-//! setting silently ignored.
+//! `[http.user]` and `[log]` (owned by this binary), and `[turn]` (owned by `confab-turn`;
+//! optional, read only by `confab serve --role av-edge`, not written by `confab init`).
+//! Tables of roles that are not wired yet (`[registrar]`, `[auth]`, `[proxy]`, ...) are
+//! not accepted yet: they arrive with their roles, and until then writing one is an
+//! "unknown key" error rather than a setting silently ignored.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 
 pub use confab_store::{StoreConfig, Synchronous};
 pub use confab_transport::{ClientAuth, LimitsConfig, TlsCertificate, TlsConfig, TransportConfig};
+pub use confab_turn::TurnConfig;
 
 use crate::listen::{ListenSpec, default_listeners};
 
@@ -52,6 +54,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// `[log]`: logging.
     pub log: LogConfig,
+    /// `[turn]`: the A/V Edge relay (`confab serve --role av-edge`); absent on front ends.
+    pub turn: Option<TurnConfig>,
 }
 
 /// `[http]`: the two HTTP listeners.
@@ -127,6 +131,7 @@ impl Default for Config {
             store: StoreConfig::default(),
             http: HttpConfig::default(),
             log: LogConfig::default(),
+            turn: None,
         }
     }
 }
@@ -319,6 +324,18 @@ impl Config {
             resolve(p);
         }
         resolve(&mut self.store.path);
+        if let Some(t) = &mut self.turn {
+            for p in [
+                &mut t.tls_cert_file,
+                &mut t.tls_key_file,
+                &mut t.usage_spool,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                resolve(p);
+            }
+        }
     }
 
     /// Checks what serde cannot: values that parse but make no sense together.
@@ -473,6 +490,11 @@ impl Config {
                 problem(key.into(), format!("cannot read `{}`: {e}", p.display()));
             }
         }
+        if let Some(t) = &self.turn
+            && let Err(e) = t.validate()
+        {
+            problem(format!("turn.{}", e.key), e.problem);
+        }
         if let Err(message) = self.store.validate() {
             // confab-store prefixes its messages with the dotted key.
             match message.split_once(": ") {
@@ -559,7 +581,7 @@ pub fn render(init: &InitSettings) -> String {
         r#"# Confab configuration: node-local settings only. Organisation policy (users, tokens,
 # and later routes, dial plans, filters) lives in the database and is changed with the CLI
 # or the admin API. Relative paths are resolved against this file's folder. Unknown keys
-# are errors. Tables of roles not built yet ([registrar], [auth], [proxy], [turn]) arrive
+# are errors. Tables of roles not wired yet ([registrar], [auth], [proxy]) arrive
 # with those roles.
 
 # This node's name, unique within a pool; appears in logs and metrics.
@@ -670,6 +692,9 @@ nonce_lifetime_s = {nonce}
 level = {level}
 # Output format: "text" or "json" (--log-format overrides).
 format = {format}
+
+# [turn]: the A/V Edge relay (STUN/TURN), read only by `confab serve --role av-edge` and
+# absent on front ends; its keys are listed in the README (realm, listen_udp, secrets, ...).
 "#,
         node_id = toml_str(&d.node_id),
         domain = toml_str(&init.domain),
@@ -824,6 +849,8 @@ mod tests {
     fn rendered_file_has_every_key_with_a_comment() {
         let text = render(&init_defaults());
         let mut all = debug_keys(&format!("{:?}", Config::default()));
+        // `[turn]` is optional and absent by default (edge nodes add it).
+        all.retain(|k| k != "turn");
         // The fields of the one [[tls.certificates]] entry.
         for f in ["cert_chain", "private_key", "server_names"] {
             all.push(format!("tls.certificates[0].{f}"));

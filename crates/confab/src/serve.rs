@@ -4,8 +4,9 @@
 //! - **front-end**: today the admin HTTP listener and the user HTTPS API. The SIP
 //!   transports, registrar, proxy and presence are **not built yet**: `transport.listen` is
 //!   validated but not bound, and the log says so at start.
-//! - **av-edge**: the STUN/TURN relay (`confab-stun` / `confab-turn`) is not wired into
-//!   the binary yet; asking for it is a usage error until it is.
+//! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
+//!   (required with this role). An edge-only node opens no database and runs no HTTP
+//!   listener (health and metrics for edge-only nodes are not served yet).
 //!
 //! Signals: SIGTERM or SIGINT drain (readiness turns 503, listeners stop accepting, requests
 //! in flight finish, the store flushes and closes) and exit 0. SIGHUP re-reads the
@@ -25,6 +26,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::ConfigLocation;
 use crate::cli::{ServeArgs, ServeRole};
 use crate::config::{Config, ConfigError, InitSettings, LogFormat, Problem};
 use crate::http::digest::DigestAuth;
@@ -33,7 +35,6 @@ use crate::http::{self, AppState};
 use crate::listen::default_listeners;
 use crate::logging::{self, LogHandle};
 use crate::tls::ReloadableCert;
-use crate::{ConfigLocation, UsageError};
 
 /// `confab serve [--check] [--role ROLE]...`.
 pub async fn run_serve(
@@ -65,40 +66,52 @@ pub async fn run_serve(
     if roles.is_empty() {
         roles.push(ServeRole::FrontEnd);
     }
+    roles.sort_by_key(|r| *r as u8);
     roles.dedup();
-    if roles.contains(&ServeRole::AvEdge) {
-        // The place where the A/V Edge role starts once `confab-turn` exposes its entry
-        // point: it gets its own config table (`[turn]`) and its listeners here.
-        return Err(UsageError(
-            "--role av-edge: the A/V Edge (STUN/TURN) is not wired into this binary yet".into(),
-        )
-        .into());
-    }
-
-    // Everything a start would load, loaded now: certificate and key (when a listener
-    // needs them), database schema.
-    let needs_cert = config.http.user.enabled
-        || config
-            .transport
-            .listen
-            .iter()
-            .any(|l| l.transport.is_secure());
-    let cert = match (needs_cert, config.tls.certificates.first()) {
-        (true, Some(c)) => Some(Arc::new(
-            ReloadableCert::load(&c.cert_chain, &c.private_key).map_err(|e| ConfigError {
-                file: location.path.clone(),
-                problems: vec![Problem {
-                    key: "tls.certificates[0]".into(),
-                    line: None,
-                    message: e.to_string(),
-                }],
-            })?,
-        )),
-        _ => None,
+    let config_error = |key: &str, message: String| ConfigError {
+        file: location.path.clone(),
+        problems: vec![Problem {
+            key: key.into(),
+            line: None,
+            message,
+        }],
     };
-    let stores = crate::store::open(&config).await?;
+    let turn_config = match (roles.contains(&ServeRole::AvEdge), &config.turn) {
+        (false, _) => None,
+        (true, Some(t)) => Some(t.clone()),
+        (true, None) => {
+            return Err(config_error(
+                "turn",
+                "--role av-edge needs a [turn] table (realm, listen_udp, secrets, ...)".into(),
+            )
+            .into());
+        }
+    };
+
+    // Everything a start would load, loaded now: the front end's certificate and key and
+    // database schema ([turn] was validated with the file).
+    let front = if roles.contains(&ServeRole::FrontEnd) {
+        let needs_cert = config.http.user.enabled
+            || config
+                .transport
+                .listen
+                .iter()
+                .any(|l| l.transport.is_secure());
+        let cert = match (needs_cert, config.tls.certificates.first()) {
+            (true, Some(c)) => Some(Arc::new(
+                ReloadableCert::load(&c.cert_chain, &c.private_key)
+                    .map_err(|e| config_error("tls.certificates[0]", e.to_string()))?,
+            )),
+            _ => None,
+        };
+        Some((cert, crate::store::open(&config).await?))
+    } else {
+        None
+    };
     if args.check {
-        stores.close().await;
+        if let Some((_, stores)) = &front {
+            stores.close().await;
+        }
         println!("{}: configuration OK", location.path.display());
         return Ok(());
     }
@@ -108,6 +121,54 @@ pub async fn run_serve(
         .context("cannot install the metrics recorder")?;
     metrics::gauge!("confab_build_info", "version" => env!("CARGO_PKG_VERSION"), "node_id" => config.node_id.clone()).set(1.0);
 
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks = JoinSet::new();
+    let mut state = None;
+    let mut cert = None;
+    let mut stores = None;
+    if let Some((c, st)) = front {
+        let s = start_front_end(&config, &st, c.clone(), recorder, &stop_rx, &mut tasks).await?;
+        state = Some(s);
+        cert = c;
+        stores = Some(st);
+    }
+    let turn = match turn_config {
+        Some(t) => Some(start_av_edge(t)?),
+        None => None,
+    };
+    tracing::info!(node_id = %config.node_id, roles = ?roles, domains = ?config.domains, "ready");
+
+    wait_for_stop(location, &config, &log, cert.as_deref()).await?;
+
+    tracing::info!("draining");
+    if let Some(s) = &state {
+        s.start_draining();
+    }
+    // SIP drain hook: when the transports are wired they stop accepting here, answer new
+    // requests with 503 + Retry-After and let transactions finish before the HTTP side.
+    let _ = stop_tx.send(true);
+    if let Some(t) = turn {
+        // Ends every allocation (usage records are spooled) and closes the relay sockets.
+        t.shutdown().await;
+    }
+    while tasks.join_next().await.is_some() {}
+    if let Some(st) = stores {
+        st.close().await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The front end: admin HTTP and user HTTPS listeners on the shared database. (SIP
+/// transports, registrar, proxy and presence join here as they are wired.)
+async fn start_front_end(
+    config: &Config,
+    stores: &crate::store::Stores,
+    cert: Option<Arc<ReloadableCert>>,
+    recorder: metrics_exporter_prometheus::PrometheusHandle,
+    stop_rx: &watch::Receiver<bool>,
+    tasks: &mut JoinSet<()>,
+) -> anyhow::Result<AppState> {
     let mut secret = [0u8; 32];
     rand::rng().fill_bytes(&mut secret);
     let mut dummy = [0u8; 16];
@@ -130,9 +191,6 @@ pub async fn run_serve(
             &config.node_id,
         ),
     });
-
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let mut tasks = JoinSet::new();
     if config.http.admin.enabled {
         let listener = bind("http.admin.listen", config.http.admin.listen).await?;
         let app = http::admin::router(state.clone());
@@ -167,22 +225,25 @@ pub async fn run_serve(
             .collect();
         tracing::warn!(
             listeners = ?specs,
-            "SIP transports, registrar and proxy are not built yet: transport.listen is validated but not bound"
+            "SIP transports, registrar and proxy are not wired into the binary yet: transport.listen is validated but not bound"
         );
     }
-    tracing::info!(node_id = %config.node_id, domains = ?config.domains, "ready");
+    Ok(state)
+}
 
-    wait_for_stop(location, &config, &log, cert.as_deref()).await?;
-
-    tracing::info!("draining");
-    state.start_draining();
-    // SIP drain hook: when the transports exist they stop accepting here, answer new
-    // requests with 503 + Retry-After and let transactions finish before the HTTP side.
-    let _ = stop_tx.send(true);
-    while tasks.join_next().await.is_some() {}
-    stores.close().await;
-    tracing::info!("stopped");
-    Ok(())
+/// The A/V Edge: the STUN/TURN relay of `confab-turn` on its own worker threads.
+fn start_av_edge(config: confab_turn::TurnConfig) -> anyhow::Result<confab_turn::TurnHandle> {
+    let handle = confab_turn::serve(config).context("turn")?;
+    for (key, addrs) in [
+        ("turn.listen_udp", handle.udp_addrs()),
+        ("turn.listen_tcp", handle.tcp_addrs()),
+        ("turn.listen_tls", handle.tls_addrs()),
+    ] {
+        for a in addrs {
+            tracing::info!(listener = key, addr = %a, "listening");
+        }
+    }
+    Ok(handle)
 }
 
 async fn bind(key: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {

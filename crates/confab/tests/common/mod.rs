@@ -132,16 +132,25 @@ pub struct Server {
     /// Port of the user listener.
     pub user_port: u16,
     readers: Vec<std::thread::JoinHandle<()>>,
+    /// Bound address of every listener that logged "listening", by config key.
+    pub addrs: std::collections::HashMap<String, String>,
 }
 
 impl Server {
     /// Starts `confab serve` in `dir` with the given `CONFAB_LOG` and waits until both
-    /// listeners are up.
+    /// HTTP listeners are up.
     pub fn start(dir: &Path, log: &str) -> Server {
+        Self::start_with(dir, log, &[], &["http.admin.listen", "http.user.listen"])
+    }
+
+    /// Starts `confab serve ARGS` and waits for a "listening" line for each of `listeners`
+    /// (config keys such as `turn.listen_udp`).
+    pub fn start_with(dir: &Path, log: &str, args: &[&str], listeners: &[&str]) -> Server {
         let mut child = confab(dir)
             .arg("--config")
             .arg(dir.join("confab.toml"))
             .args(["serve", "--log-format", "json"])
+            .args(args)
             .env("CONFAB_LOG", log)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -162,8 +171,8 @@ impl Server {
             }));
         }
         let deadline = Instant::now() + Duration::from_secs(30);
-        let (mut admin, mut user) = (None, None);
-        while admin.is_none() || user.is_none() {
+        let mut addrs = std::collections::HashMap::new();
+        while listeners.iter().any(|l| !addrs.contains_key(*l)) {
             if let Some(status) = child.try_wait().unwrap() {
                 panic!(
                     "confab serve exited with {status}:\n{}",
@@ -179,27 +188,30 @@ impl Server {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
                     continue;
                 };
-                if v["message"] != "listening" {
-                    continue;
-                }
-                let addr = v["addr"].as_str().unwrap().to_string();
-                match v["listener"].as_str() {
-                    Some("http.admin.listen") => admin = Some(addr),
-                    Some("http.user.listen") => user = Some(addr),
-                    _ => {}
+                if v["message"] == "listening" {
+                    addrs.insert(
+                        v["listener"].as_str().unwrap().to_string(),
+                        v["addr"].as_str().unwrap().to_string(),
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        let user = user.unwrap();
-        let user_port = user.rsplit(':').next().unwrap().parse().unwrap();
+        let get = |k: &str| addrs.get(k).cloned().unwrap_or_default();
+        let user = get("http.user.listen");
+        let user_port = user
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
         Server {
             child,
             lines,
-            admin: format!("http://{}", admin.unwrap()),
+            admin: format!("http://{}", get("http.admin.listen")),
             user: format!("https://{user}"),
             user_port,
             readers,
+            addrs,
         }
     }
 
