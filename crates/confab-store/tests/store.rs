@@ -588,7 +588,7 @@ async fn backup_and_restore_on_a_live_store() {
     let mut restores = store.subscribe_restores();
     let r = store.restore(&bpath).await.unwrap();
     assert_eq!(r.backup_schema_version, supported_schema_version());
-    assert_eq!(r.tables, 2);
+    assert_eq!(r.tables, 3); // users, api_tokens, bindings
     assert_eq!(r.rows, snapshot + 1);
     assert!(restores.has_changed().unwrap());
     assert_eq!(*restores.borrow_and_update(), 1);
