@@ -1,0 +1,1044 @@
+#!/usr/bin/env python3
+"""Front End benchmark: the same SIPp load against Confab and Kamailio (issue 7).
+
+Run it through run.sh (which builds Confab and raises the UDP buffer limits); see
+bench/README.md for what it measures and how to read the output. Standard library only.
+
+Modes:
+  perf      REGISTER with MD5 digest, MESSAGE relay, INVITE-to-BYE calls: server CPU
+            microseconds per successful operation, clean rate, Confab/Kamailio ratio,
+            alternating the servers, --rounds rounds, medians.
+  overload  server capped (cgroup CPU quota if writable, else taskset alone) and offered
+            twice its clean rate under the cap: goodput as % of the clean rate.
+  memory    RSS per registration (Confab) next to Kamailio's core.shmmem growth.
+"""
+
+import argparse
+import csv
+import hashlib
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCEN = os.path.join(HERE, "scenarios")
+DOMAIN = "example.com"
+UAS_USER = "uas"
+PASSWORD = "secret"
+HOST = "127.0.0.1"
+TICK = os.sysconf("SC_CLK_TCK")
+
+# Anchors measured on this machine kind (shared/research/performance.md, issue 7): Kamailio
+# 5.6.3, server CPU microseconds per successful operation.
+ANCHOR_TLSF = {"register": 25.0}
+ANCHOR_DEFAULT_ALLOC = {"register": 60.0, "message": 84.0, "call": 340.0}
+GOAL_RATIO = 0.6
+
+SCENARIOS = ("register", "message", "call")
+OP_NAME = {
+    "register": "authenticated REGISTER (401 + 200)",
+    "message": "relayed MESSAGE",
+    "call": "INVITE-to-BYE call",
+}
+# Offered rates (operations/s over all UAC instances) stepped up in perf mode until a run is
+# not clean or the generators cannot keep up. Calls cost the generators ~6 messages each.
+DEFAULT_RATES = {
+    "register": [2000, 4000, 6000, 8000, 11000, 14000],
+    "message": [2000, 4000, 6000, 8000, 11000, 14000],
+    "call": [250, 500, 1000, 1500, 2000, 3000],
+}
+
+
+def log(*a):
+    print(*a, flush=True)
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+# ---------------------------------------------------------------------------------------
+# Processes: CPU of a process tree, RSS, port readiness
+
+
+def proc_table():
+    """pid -> (ppid, utime+stime ticks) for every process."""
+    out = {}
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        r = s.rsplit(")", 1)[1].split()
+        out[int(p)] = (int(r[1]), int(r[11]) + int(r[12]))
+    return out
+
+
+def tree_pids(root, table=None):
+    table = table or proc_table()
+    kids = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    seen, stack = [], [root]
+    while stack:
+        x = stack.pop()
+        if x in table:
+            seen.append(x)
+        stack.extend(kids.get(x, []))
+    return seen
+
+
+def tree_cpu_seconds(root):
+    """utime+stime of `root` and all its descendants (threads are included in each
+    process's own figures), in seconds."""
+    table = proc_table()
+    return sum(table[p][1] for p in tree_pids(root, table)) / TICK
+
+
+def status_kb(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def pss_kb(pid):
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def udp_bound(port):
+    want = f":{port:04X}"
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    local = line.split()[1]
+                    if local.endswith(want):
+                        return True
+        except OSError:
+            pass
+    return False
+
+
+def udp_socket_drops(port):
+    """Datagrams the kernel dropped on the sockets bound to `port` (receive buffer full)."""
+    want = f":{port:04X}"
+    total = 0
+    for path in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    cols = line.split()
+                    if cols[1].endswith(want):
+                        total += int(cols[-1])
+        except OSError:
+            pass
+    return total
+
+
+def udp_rcvbuf_errors():
+    with open("/proc/net/snmp") as f:
+        rows = [line.split() for line in f if line.startswith("Udp:")]
+    d = dict(zip(rows[0][1:], rows[1][1:]))
+    return int(d.get("RcvbufErrors", 0))
+
+
+def tail(path, n=8):
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-n:]).rstrip()
+    except OSError:
+        return "(no output)"
+
+
+def stop_tree(proc, sig=signal.SIGTERM, grace=8.0):
+    """Stops a server started by us (Popen) and waits for its whole tree to go."""
+    if proc.poll() is None:
+        pids = tree_pids(proc.pid)
+        try:
+            proc.send_signal(sig)
+        except ProcessLookupError:
+            pass
+        deadline = time.time() + grace
+        while time.time() < deadline:
+            if proc.poll() is not None and not any(os.path.exists(f"/proc/{p}") for p in pids):
+                break
+            time.sleep(0.05)
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+# ---------------------------------------------------------------------------------------
+# CPU cap for the overload mode
+
+
+class CpuCap:
+    """A cgroup with a CPU quota the server is started in (cgroup v2 cpu.max, or v1
+    cpu.cfs_quota_us), or nothing if neither is writable (then taskset alone caps the
+    server to one CPU)."""
+
+    def __init__(self, percent, work):
+        self.percent = percent
+        self.path = None
+        self.kind = "taskset only (one CPU)"
+        if not percent:
+            return
+        period = 10000  # 10 ms: short periods keep the throttling smooth
+        quota = max(1000, int(period * percent / 100))
+        name = f"confab-bench-{os.getpid()}"
+        candidates = []
+        if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+            candidates.append(("v2", "/sys/fs/cgroup"))
+        if os.path.isdir("/sys/fs/cgroup/cpu") and os.path.exists(
+            "/sys/fs/cgroup/cpu/cpu.cfs_quota_us"
+        ):
+            candidates.append(("v1", "/sys/fs/cgroup/cpu"))
+        for kind, base in candidates:
+            path = os.path.join(base, name)
+            try:
+                os.mkdir(path)
+                if kind == "v2":
+                    with open(os.path.join(path, "cpu.max"), "w") as f:
+                        f.write(f"{quota} {period}")
+                else:
+                    with open(os.path.join(path, "cpu.cfs_period_us"), "w") as f:
+                        f.write(str(period))
+                    with open(os.path.join(path, "cpu.cfs_quota_us"), "w") as f:
+                        f.write(str(quota))
+                self.path = path
+                self.kind = f"cgroup {kind} quota {quota}/{period} us ({percent}% of one CPU) + taskset"
+                return
+            except OSError as e:
+                try:
+                    os.rmdir(path)
+                except OSError:
+                    pass
+                self.kind = f"taskset only (one CPU): cgroup {kind} not writable: {e}"
+
+    def prefix(self):
+        """A shell prefix that moves the process into the cgroup before exec."""
+        if not self.path:
+            return []
+        procs = os.path.join(self.path, "cgroup.procs")
+        return ["sh", "-c", f'echo $$ > "{procs}" && exec "$@"', "sh"]
+
+    def remove(self):
+        if self.path:
+            for _ in range(50):
+                try:
+                    os.rmdir(self.path)
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            self.path = None
+
+
+# ---------------------------------------------------------------------------------------
+# Users
+
+
+def make_users(work, n):
+    """users.csv (SIPp, SEQUENTIAL), confab-users.csv (confab user import) and the
+    Kamailio db_text table of HA1s."""
+    names = [f"u{i:06d}" for i in range(n)]
+    with open(os.path.join(work, "confab-users.csv"), "w") as f:
+        f.write("address,password,display name,phone\n")
+        for u in names + [UAS_USER]:
+            f.write(f"{u}@{DOMAIN},{PASSWORD},,\n")
+    kamdb = os.path.join(work, "kamdb")
+    os.makedirs(kamdb, exist_ok=True)
+    with open(os.path.join(kamdb, "ha1"), "w") as f:
+        f.write("key_name(str) key_type(int) value_type(int) key_value(str) expires(int)\n")
+        for u in names + [UAS_USER]:
+            ha1 = hashlib.md5(f"{u}:{DOMAIN}:{PASSWORD}".encode()).hexdigest()
+            f.write(f"{u}:0:0:{ha1}:0\n")
+    with open(os.path.join(work, "uas.csv"), "w") as f:
+        f.write(f"SEQUENTIAL\n{UAS_USER};[authentication username={UAS_USER} password={PASSWORD}]\n")
+    return names
+
+
+def write_slice(path, names, start, count):
+    with open(path, "w") as f:
+        f.write("SEQUENTIAL\n")
+        for i in range(start, start + count):
+            u = names[i % len(names)]
+            f.write(f"{u};[authentication username={u} password={PASSWORD}]\n")
+
+
+# ---------------------------------------------------------------------------------------
+# Servers
+
+
+class ServerError(Exception):
+    """The server could not be started or did not do what the scenario needs."""
+
+
+class Server:
+    name = "?"
+    port = 0
+
+    def __init__(self, args, work):
+        self.args = args
+        self.work = work
+        self.proc = None
+        self.run_dir = None
+
+    def command(self):
+        raise NotImplementedError
+
+    def prepare_run(self, run_dir):
+        pass
+
+    def start(self, run_dir, cap=None):
+        self.run_dir = run_dir
+        os.makedirs(run_dir, exist_ok=True)
+        self.prepare_run(run_dir)
+        if udp_bound(self.port):
+            raise ServerError(f"UDP {HOST}:{self.port} is already in use by another process")
+        cmd = (cap.prefix() if cap else []) + ["taskset", "-c", str(self.args.server_cpu)] + self.command()
+        out = open(os.path.join(run_dir, f"{self.name}.log"), "w")
+        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run_dir,
+                                     start_new_session=True)
+        deadline = time.time() + self.args.start_timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise ServerError(
+                    f"exited with status {self.proc.returncode} at start; its log:\n"
+                    + tail(os.path.join(run_dir, f"{self.name}.log"), 12))
+            if udp_bound(self.port):
+                time.sleep(0.3)  # let the workers settle
+                return
+            time.sleep(0.05)
+        log_tail = tail(os.path.join(run_dir, f"{self.name}.log"), 12)
+        self.stop()
+        raise ServerError(
+            f"UDP {HOST}:{self.port} not bound {self.args.start_timeout:.0f} s after start "
+            f"(is the SIP front end wired into this build?); its log:\n{log_tail}")
+
+    def cpu(self):
+        return tree_cpu_seconds(self.proc.pid)
+
+    def stop(self):
+        if self.proc:
+            stop_tree(self.proc)
+            self.proc = None
+
+
+class Kamailio(Server):
+    name = "kamailio"
+
+    def __init__(self, args, work, with_ctl=False):
+        super().__init__(args, work)
+        self.port = args.kam_port
+        self.with_ctl = with_ctl
+        self.ctl = os.path.join(work, "kamctl.sock")
+
+    def command(self):
+        cmd = ["kamailio", "-f", os.path.join(HERE, "kamailio.cfg"), "-DD", "-E",
+               "-x", "tlsf", "-X", "tlsf", "-m", "1024", "-M", "32",
+               "-n", str(self.args.kam_children),
+               "-A", f"BENCH_LISTEN=udp:{HOST}:{self.port}",
+               "-A", f'BENCH_DB_URL="text://{os.path.join(self.work, "kamdb")}"']
+        if self.with_ctl:
+            cmd += ["-A", "WITH_CTL", "-A", f'BENCH_CTL="unix:{self.ctl}"']
+        return cmd
+
+    def shmmem(self):
+        out = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "core.shmmem"],
+                             capture_output=True, text=True, timeout=10).stdout
+        return {k: int(v) for k, v in re.findall(r"(\w+):\s*(\d+)", out)}
+
+
+class Confab(Server):
+    name = "confab"
+
+    def __init__(self, args, work, binary):
+        super().__init__(args, work)
+        self.port = args.confab_port
+        self.binary = binary
+        self.template = os.path.join(work, "confab-template")
+
+    def config_text(self):
+        with open(os.path.join(HERE, "confab.toml")) as f:
+            text = f.read()
+        return text.replace(f"udp:{HOST}:15070", f"udp:{HOST}:{self.port}")
+
+    def provision(self):
+        """confab init + confab user import into a template folder copied for each run."""
+        t = self.template
+        shutil.rmtree(t, ignore_errors=True)
+        r = subprocess.run([self.binary, "init", "--dir", t, "--domain", DOMAIN,
+                            "--listen", f"udp:{HOST}:{self.port}"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ServerError(f"`confab init` failed: {r.stderr.strip() or r.stdout.strip()}")
+        with open(os.path.join(t, "confab.toml"), "w") as f:
+            f.write(self.config_text())
+        cfg = os.path.join(t, "confab.toml")
+        t0 = time.time()
+        r = subprocess.run([self.binary, "--config", cfg, "user", "import",
+                            os.path.join(self.work, "confab-users.csv")],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ServerError(
+                f"`confab user import` failed: {(r.stderr.strip() or r.stdout.strip())[-2000:]}")
+        log(f"  confab: imported users in {time.time() - t0:.1f} s: {r.stdout.strip().splitlines()[-1:]}")
+        r = subprocess.run([self.binary, "--config", cfg, "serve", "--check"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ServerError(
+                f"`confab serve --check` rejects the bench configuration:\n"
+                f"{(r.stderr.strip() or r.stdout.strip())[-2000:]}")
+
+    def prepare_run(self, run_dir):
+        # A fresh copy of the provisioned database: every run starts with no bindings.
+        for name in os.listdir(self.template):
+            src = os.path.join(self.template, name)
+            if os.path.isfile(src):
+                shutil.copy2(src, os.path.join(run_dir, name))
+
+    def command(self):
+        return [self.binary, "--config", os.path.join(self.run_dir, "confab.toml"), "serve"]
+
+    def rss_kb(self):
+        return status_kb(self.proc.pid, "VmRSS")
+
+
+# ---------------------------------------------------------------------------------------
+# SIPp
+
+
+def sipp_cmd(args, remote_port, scenario_file, port, extra):
+    """A SIPp command pinned to the load CPU; remote_port None for a UAS."""
+    remote = [f"{HOST}:{remote_port}"] if remote_port else []
+    return ["taskset", "-c", str(args.load_cpu), "sipp"] + remote + ["-sf", scenario_file,
+            "-i", HOST, "-p", str(port), "-nostdin",
+            "-key", "domain", DOMAIN,
+            # No generator-side throttling: SIPp's default cap on open calls would turn the
+            # overload test into a closed loop.
+            "-l", "200000",
+            # A call that gets no answer fails after this long (the overload runs end).
+            "-recv_timeout", str(args.recv_timeout_ms),
+            # A loaded box trips SIPp's watchdog; it must not end the test.
+            "-watchdog_minor_maxtriggers", "1000000", "-watchdog_major_maxtriggers", "1000000",
+            ] + extra
+
+
+def parse_stat(path):
+    """SIPp -trace_stat CSV: (final cumulative row, periodic rows) as dicts."""
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f, delimiter=";"))
+    head = rows[0]
+    data = [dict(zip(head, r)) for r in rows[1:] if len(r) >= len(head) - 1]
+    if not data:
+        raise ValueError(f"{path}: no data rows")
+    return data[-1], data
+
+
+def epoch(field):
+    # "2026-11-21\t23:25:53.046733\t1795303553.046733"
+    return float(field.split("\t")[-1])
+
+
+def summarize_messages(path, limit=6):
+    """What SIPp sent and saw, from a -trace_msg file: first lines of each message."""
+    try:
+        with open(path, errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return "no message trace"
+    out = []
+    for block in re.split(r"-{20,}[^\n]*\n", text):
+        lines = [x for x in block.splitlines() if x.strip()]
+        if len(lines) < 2:
+            continue
+        what = "sent" if "sent" in lines[0] else "received"
+        out.append(f"{what} `{lines[1].strip()}`")
+    if not out:
+        return "nothing sent or received"
+    return "; ".join(out[:limit]) + (" ..." if len(out) > limit else "")
+
+
+class Load:
+    """One measured run of a scenario against a started server."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+    @property
+    def clean(self):
+        return (self.failed == 0 and self.succ >= self.expected
+                and self.retrans <= self.succ * 0.001)
+
+    @property
+    def cpu_per_op_us(self):
+        return self.cpu * 1e6 / self.succ if self.succ else float("nan")
+
+    @property
+    def achieved(self):
+        return self.succ / self.elapsed if self.elapsed > 0 else 0.0
+
+    @property
+    def gen_limited(self):
+        return self.achieved < 0.85 * self.rate
+
+    def line(self):
+        flag = "clean" if self.clean else "NOT CLEAN"
+        extra = ""
+        if self.gen_limited:
+            extra = " (below offered: " + ("server saturated)" if self.busy >= 0.9 else "generator limit)")
+        return (f"offered {self.rate:>6.0f}/s  achieved {self.achieved:>7.0f}/s  ok {self.succ:>7}  "
+                f"failed {self.failed:>5}  retrans {self.retrans:>6}  "
+                f"drops {self.server_drops:>5} server/{self.drops:>5} all  "
+                f"server CPU {self.cpu:6.2f} s ({self.busy * 100:3.0f}% of a core)  "
+                f"{self.cpu_per_op_us:7.1f} us/op  {flag}{extra}")
+
+
+class Bench:
+    def __init__(self, args, work, names):
+        self.args = args
+        self.work = work
+        self.names = names
+        self.user_cursor = 0
+
+    def users_for(self, count):
+        """A slice of users not used since the server started (wraps around)."""
+        start = self.user_cursor
+        self.user_cursor = (self.user_cursor + count) % len(self.names)
+        return start
+
+    def register_uas(self, server, run_dir):
+        stat = os.path.join(run_dir, "uas-register.csv")
+        msgs = os.path.join(run_dir, "uas-register.msg")
+        cmd = sipp_cmd(self.args, server.port, os.path.join(SCEN, "register.xml"), self.args.uas_port + 1,
+                       ["-inf", os.path.join(self.work, "uas.csv"),
+                        "-key", "contact", f"{HOST}:{self.args.uas_port}",
+                        "-m", "1", "-trace_stat", "-stf", stat, "-trace_msg", "-message_file", msgs])
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       timeout=60, cwd=run_dir)
+        try:
+            final, _ = parse_stat(stat)
+            ok = int(final["SuccessfulCall(C)"]) == 1
+        except (OSError, ValueError, KeyError):
+            ok = False
+        if not ok:
+            raise ServerError(f"REGISTER of the UAS ({UAS_USER}@{DOMAIN} -> {HOST}:{self.args.uas_port}) "
+                              f"failed: SIPp {summarize_messages(msgs)}")
+
+    def start_uas(self, scenario, run_dir):
+        f = os.path.join(SCEN, f"{scenario}_uas.xml")
+        cmd = sipp_cmd(self.args, None, f, self.args.uas_port,
+                       ["-trace_err", "-error_file", os.path.join(run_dir, "uas-errors.log")])
+        out = open(os.path.join(run_dir, "uas.out"), "w")
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run_dir,
+                             start_new_session=True)
+        time.sleep(0.3)
+        if p.poll() is not None:
+            raise ServerError(f"SIPp UAS exited at start: {tail(os.path.join(run_dir, 'uas.out'))}")
+        return p
+
+    def run(self, server, scenario, rate, duration, run_dir, cap=None, trace=False, idle_s=0.0):
+        """Starts `server`, runs `scenario` at `rate` for `duration` seconds, stops it. With
+        idle_s, also measures the server's CPU while idle for that long after the load."""
+        os.makedirs(run_dir, exist_ok=True)
+        server.start(run_dir, cap)
+        uas = None
+        try:
+            if scenario != "register":
+                uas = self.start_uas(scenario, run_dir)
+                self.register_uas(server, run_dir)
+            r = self.load(server, scenario, rate, duration, run_dir, trace)
+            r.idle = float("nan")
+            if idle_s:
+                time.sleep(1.0)
+                c0 = server.cpu()
+                time.sleep(idle_s)
+                r.idle = (server.cpu() - c0) / idle_s
+            return r
+        finally:
+            if uas:
+                stop_tree(uas, signal.SIGKILL)
+            server.stop()
+
+    def load(self, server, scenario, rate, duration, run_dir, trace=False):
+        n_inst = self.args.instances
+        per_rate = rate / n_inst
+        per_calls = max(1, int(round(per_rate * duration)))
+        procs = []
+        for i in range(n_inst):
+            port = self.args.uac_port + i
+            users = os.path.join(run_dir, f"users{i}.csv")
+            write_slice(users, self.names, self.users_for(per_calls), per_calls)
+            extra = ["-inf", users, "-r", f"{per_rate:g}", "-rp", "1000", "-m", str(per_calls),
+                     "-trace_stat", "-stf", os.path.join(run_dir, f"stat{i}.csv"), "-fd", "1",
+                     "-trace_err", "-error_file", os.path.join(run_dir, f"errors{i}.log"),
+                     "-timeout", str(int(duration + 120))]
+            if scenario == "register":
+                extra += ["-key", "contact", f"{HOST}:{port}"]
+            else:
+                extra += ["-s", UAS_USER]
+            if trace:
+                extra += ["-trace_msg", "-message_file", os.path.join(run_dir, f"msg{i}.log")]
+            f = os.path.join(SCEN, "register.xml" if scenario == "register" else f"{scenario}_uac.xml")
+            cmd = sipp_cmd(self.args, server.port, f, port, extra)
+            procs.append((i, cmd))
+        drops0 = udp_rcvbuf_errors()
+        sdrops0 = udp_socket_drops(server.port)
+        c0 = server.cpu()
+        t0 = time.time()
+        running = [subprocess.Popen(cmd, stdout=open(os.path.join(run_dir, f"sipp{i}.out"), "w"),
+                                    stderr=subprocess.STDOUT, cwd=run_dir) for i, cmd in procs]
+        for p in running:
+            p.wait()
+        t1 = time.time()
+        c1 = server.cpu()
+        drops = udp_rcvbuf_errors() - drops0
+        server_drops = udp_socket_drops(server.port) - sdrops0
+        succ = failed = retrans = 0
+        elapsed = 0.0
+        periodic = []
+        errors = []
+        for i, _ in procs:
+            try:
+                final, rows = parse_stat(os.path.join(run_dir, f"stat{i}.csv"))
+            except (OSError, ValueError) as e:
+                errors.append(f"instance {i}: no statistics ({e}); {tail(os.path.join(run_dir, f'sipp{i}.out'), 3)}")
+                continue
+            succ += int(final["SuccessfulCall(C)"])
+            failed += int(final["FailedCall(C)"])
+            retrans += int(final["Retransmissions(C)"])
+            elapsed = max(elapsed, epoch(final["CurrentTime"]) - epoch(final["StartTime"]))
+            periodic.append(rows)
+        if elapsed <= 0:
+            elapsed = t1 - t0
+        return Load(scenario=scenario, rate=rate, expected=per_calls * n_inst, succ=succ,
+                    failed=failed, retrans=retrans, cpu=c1 - c0, elapsed=elapsed, wall=t1 - t0,
+                    busy=(c1 - c0) / max(elapsed, 1e-9), drops=drops, server_drops=server_drops,
+                    periodic=periodic,
+                    errors=errors, run_dir=run_dir, duration=duration)
+
+    def describe_failure(self, r):
+        """What SIPp saw, for a run with failures."""
+        parts = list(r.errors)
+        for i in range(self.args.instances):
+            p = os.path.join(r.run_dir, f"msg{i}.log")
+            if os.path.exists(p):
+                parts.append(f"SIPp {summarize_messages(p)}")
+                break
+        for i in range(self.args.instances):
+            p = os.path.join(r.run_dir, f"errors{i}.log")
+            if os.path.exists(p) and os.path.getsize(p):
+                lines = [x for x in open(p, errors="replace").read().splitlines() if x.strip()]
+                if lines:
+                    parts.append("SIPp error log: " + " | ".join(lines[:3])[:600])
+                break
+        if not parts:
+            parts.append(f"{r.succ} ok, {r.failed} failed, {r.retrans} retransmissions")
+        return "; ".join(parts)
+
+    def smoke(self, server, scenario):
+        """Ten operations with message traces: does the server do the scenario at all?"""
+        run_dir = os.path.join(self.work, f"smoke-{server.name}-{scenario}")
+        try:
+            r = self.run(server, scenario, 20, 0.5, run_dir, trace=True, idle_s=3.0)
+        except ServerError as e:
+            return False, f"{server.name}: {scenario.upper()} failed: {e}"
+        if r.succ == 0 or r.failed:
+            return False, f"{server.name}: {scenario.upper()} failed: {self.describe_failure(r)}"
+        return True, (f"{server.name}: {scenario} smoke test ok ({r.succ} operations); "
+                      f"idle CPU afterwards {r.idle * 100:.1f}% of a core")
+
+
+# ---------------------------------------------------------------------------------------
+# Modes
+
+
+def median(xs):
+    xs = [x for x in xs if x == x]  # drop NaN
+    return statistics.median(xs) if xs else float("nan")
+
+
+def anchor_note(scenario, kam_us):
+    notes = []
+    if scenario in ANCHOR_TLSF:
+        a = ANCHOR_TLSF[scenario]
+        notes.append(f"anchor Kamailio -x tlsf ~{a:.0f} us")
+        if kam_us == kam_us and not (0.5 * a <= kam_us <= 1.6 * a):
+            notes.append(f"WARNING: Kamailio measured {kam_us:.1f} us, far from its anchor {a:.0f} us "
+                         "(loaded machine, or a harness problem)")
+    a = ANCHOR_DEFAULT_ALLOC[scenario]
+    notes.append(f"anchor default allocator {a:.0f} us")
+    if scenario not in ANCHOR_TLSF and kam_us == kam_us and not (0.15 * a <= kam_us <= 1.2 * a):
+        notes.append(f"WARNING: Kamailio measured {kam_us:.1f} us; expected below its default-allocator "
+                     f"anchor {a:.0f} us with -x tlsf, and not far below (loaded machine, or a harness problem)")
+    return notes
+
+
+def step_rates(bench, server, scenario, rates, duration, tag, cap=None):
+    """Runs the rates in order until one is not clean or the load falls short of the offer;
+    returns the list of Loads."""
+    out = []
+    for rate in rates:
+        run_dir = os.path.join(bench.work, f"{tag}-{server.name}-{scenario}-{rate:g}")
+        r = bench.run(server, scenario, rate, duration, run_dir, cap=cap)
+        log(f"    {server.name:8s} {scenario:8s} {r.line()}")
+        if r.succ == 0:
+            log(f"      {server.name}: {scenario.upper()} failed: {bench.describe_failure(r)}")
+        out.append(r)
+        if not r.clean or r.gen_limited:
+            break
+    return out
+
+
+def clean_rate(loads):
+    clean = [r for r in loads if r.clean]
+    if not clean:
+        return float("nan"), ""
+    best = max(clean, key=lambda r: r.rate)
+    if best.gen_limited:
+        return best.achieved, "server saturated" if best.busy >= 0.9 else "generator limit"
+    top = loads[-1]
+    if top.clean and top is best:
+        return best.rate, "top of the steps"
+    return best.rate, ""
+
+
+def mode_perf(args, bench, servers, scenarios):
+    results = {s: {srv.name: [] for srv in servers} for s in scenarios}  # per round: loads
+    for rnd in range(1, args.rounds + 1):
+        order = servers if rnd % 2 == 1 else list(reversed(servers))
+        log(f"\n-- round {rnd}/{args.rounds}  (loadavg {loadavg()})  order: {' then '.join(s.name for s in order)}")
+        for scenario in scenarios:
+            for srv in order:
+                if srv.name in bench.broken.get(scenario, {}):
+                    continue
+                try:
+                    loads = step_rates(bench, srv, scenario, args.rates[scenario], args.duration, f"r{rnd}")
+                except ServerError as e:
+                    msg = f"{srv.name}: {scenario.upper()} failed: {e}"
+                    log("    " + msg)
+                    bench.broken.setdefault(scenario, {})[srv.name] = msg
+                    continue
+                results[scenario][srv.name].append(loads)
+
+    log(f"\n== Front End benchmark: medians over {args.rounds} rounds  (loadavg now {loadavg()}) ==")
+    log("CPU us/op: server CPU (utime+stime, whole process tree) per successful operation, at the")
+    log("highest offered rate both servers ran clean in that round; clean rate: highest offered rate")
+    log("with 0 failures and <0.1% retransmissions (or what was achieved when the load fell short).")
+    for scenario in scenarios:
+        log(f"\n{scenario.upper()}: per {OP_NAME[scenario]}")
+        per = results[scenario]
+        cpu_at = {srv.name: [] for srv in servers}
+        common_rates = []
+        ratios = []
+        n_rounds = max((len(v) for v in per.values()), default=0)
+        for i in range(n_rounds):
+            by_server = {name: loads[i] for name, loads in per.items() if len(loads) > i}
+            clean_sets = [{r.rate for r in loads if r.clean} for loads in by_server.values()]
+            common = max(set.intersection(*clean_sets)) if clean_sets and set.intersection(*clean_sets) else None
+            if common is None:
+                continue
+            common_rates.append(common)
+            vals = {}
+            for name, loads in by_server.items():
+                r = next(r for r in loads if r.rate == common)
+                cpu_at[name].append(r.cpu_per_op_us)
+                vals[name] = r.cpu_per_op_us
+            if "confab" in vals and "kamailio" in vals:
+                ratios.append(vals["confab"] / vals["kamailio"])
+        for srv in servers:
+            name = srv.name
+            if name in bench.broken.get(scenario, {}):
+                log(f"  {name:8s} {bench.broken[scenario][name]}")
+                continue
+            rates = [clean_rate(loads) for loads in per[name]]
+            cr = median([x for x, _ in rates])
+            why = {w for _, w in rates if w}
+            cpu = median(cpu_at[name])
+            log(f"  {name:8s} CPU {cpu:7.1f} us/op   clean rate {cr:8.0f}/s"
+                + (f" ({', '.join(sorted(why))})" if why else "")
+                + f"   [{', '.join(f'{x:.1f}' for x in cpu_at[name])} us/op"
+                + f" at {', '.join(str(int(c)) for c in common_rates)}/s]")
+        if ratios:
+            r = median(ratios)
+            log(f"  ratio confab/kamailio {r:.2f} (goal <= {GOAL_RATIO}: {'met' if r <= GOAL_RATIO else 'MISSED'})"
+                f"   [per round: {', '.join(f'{x:.2f}' for x in ratios)}]")
+        if "kamailio" in per and cpu_at.get("kamailio"):
+            for note in anchor_note(scenario, median(cpu_at["kamailio"])):
+                log(f"  {note}")
+
+
+def goodput(r, skip_s=1.0):
+    """Successful operations per second while the generators were offering load: per SIPp
+    instance, periodic success counts from skip_s after the start to the end of the offer,
+    summed over instances."""
+    total = 0.0
+    for rows in r.periodic:
+        start = epoch(rows[0]["StartTime"])
+        window_end = start + r.duration
+        ok, t_first, t_last = 0, None, None
+        prev_t = start
+        for row in rows:
+            t = epoch(row["CurrentTime"])
+            if t - start > skip_s and t <= window_end + 0.5:
+                ok += int(row["SuccessfulCall(P)"])
+                t_first = prev_t if t_first is None else t_first
+                t_last = t
+            prev_t = t
+        if t_first is not None and t_last > t_first:
+            total += ok / (t_last - t_first)
+    return total
+
+
+def mode_overload(args, bench, servers, scenarios):
+    log(f"\n== Overload: server capped, offered twice its clean rate under the cap ==")
+    summary = {}
+    for rnd in range(1, args.rounds + 1):
+        order = servers if rnd % 2 == 1 else list(reversed(servers))
+        log(f"\n-- overload round {rnd}/{args.rounds}  (loadavg {loadavg()})")
+        for scenario in scenarios:
+            for srv in order:
+                if srv.name in bench.broken.get(scenario, {}):
+                    continue
+                cap = CpuCap(args.cap, bench.work)
+                try:
+                    if rnd == 1:
+                        log(f"  cap: {cap.kind}")
+                    rates, r = [], args.overload_start
+                    while r <= args.overload_max:
+                        rates.append(int(r))
+                        r *= 1.25
+                    loads = step_rates(bench, srv, scenario, rates, args.duration, f"o{rnd}", cap)
+                    c, why = clean_rate(loads)
+                    if c != c:
+                        log(f"    {srv.name}: no clean rate under the cap (lowest step {rates[0]}/s); lower --overload-start")
+                        continue
+                    if not loads[-1].clean:
+                        pass
+                    elif why == "generator limit" or loads[-1].rate >= rates[-1]:
+                        log(f"    {srv.name}: the generators could not overload the capped server "
+                            f"(clean up to {c:.0f}/s, {why or 'top of the steps'}); lower --cap")
+                        continue
+                    run_dir = os.path.join(bench.work, f"o{rnd}-{srv.name}-{scenario}-2x")
+                    o = bench.run(srv, scenario, 2 * c, args.overload_duration, run_dir, cap=cap)
+                    g = goodput(o)
+                    log(f"    {srv.name:8s} {scenario:8s} 2x: {o.line()}")
+                    log(f"    {srv.name:8s} {scenario:8s} clean rate under cap {c:.0f}/s, offered {2 * c:.0f}/s, "
+                        f"goodput {g:.0f}/s = {100 * g / c:.0f}% of the clean rate")
+                    summary.setdefault((scenario, srv.name), []).append((c, g))
+                except ServerError as e:
+                    log(f"    {srv.name}: {scenario.upper()} failed: {e}")
+                finally:
+                    cap.remove()
+    log(f"\n== Overload summary (medians over rounds; goal: Confab goodput >= 90% of its clean rate;"
+        f" Kamailio fell to ~25% in the anchor runs) ==")
+    for scenario in scenarios:
+        for srv in servers:
+            v = summary.get((scenario, srv.name))
+            if not v:
+                continue
+            c = median([x for x, _ in v])
+            pct = median([100 * g / x for x, g in v])
+            log(f"  {scenario:8s} {srv.name:8s} clean {c:6.0f}/s under the cap, goodput at 2x: {pct:4.0f}% of it"
+                f"   [per round: {', '.join(f'{100 * g / x:.0f}%' for x, g in v)}]")
+
+
+def mode_memory(args, bench, servers):
+    n = args.mem_bindings
+    if len(bench.names) < n:
+        log(f"\n== Memory: needs --users >= {n} (have {len(bench.names)}); skipped ==")
+        return
+    log(f"\n== Memory per registration: {n} bindings (REGISTER with digest at {args.mem_rate}/s) ==")
+    first = max(1, n // 10)
+    for srv in servers:
+        run_dir = os.path.join(bench.work, f"mem-{srv.name}")
+        os.makedirs(run_dir, exist_ok=True)
+        if isinstance(srv, Kamailio):
+            srv = Kamailio(args, bench.work, with_ctl=True)
+        try:
+            srv.start(run_dir)
+        except ServerError as e:
+            log(f"  {srv.name}: failed to start: {e}")
+            continue
+        try:
+            time.sleep(1.0)
+            bench.user_cursor = 0
+
+            def sample():
+                if isinstance(srv, Kamailio):
+                    m = srv.shmmem()
+                    return {"used": m.get("used", 0), "real_used": m.get("real_used", 0)}
+                return {"rss": srv.rss_kb() * 1024, "pss": pss_kb(srv.proc.pid) * 1024}
+
+            s0 = sample()
+            r1 = bench.load(srv, "register", args.mem_rate, first / args.mem_rate, run_dir)
+            time.sleep(2.0)
+            s1 = sample()
+            r2 = bench.load(srv, "register", args.mem_rate, (n - first) / args.mem_rate, run_dir)
+            time.sleep(2.0)
+            s2 = sample()
+            ok = r1.succ + r2.succ
+            log(f"  {srv.name}: {ok} registrations ok, {r1.failed + r2.failed} failed")
+            if ok < n:
+                log(f"  {srv.name}: WARNING: only {ok} of {n} bindings made; per-binding figures use {ok}")
+            for k in s0:
+                log(f"  {srv.name:8s} {k:9s}: {s0[k] / 1048576:8.1f} MiB with none, {s1[k] / 1048576:8.1f} MiB "
+                    f"with {r1.succ}, {s2[k] / 1048576:8.1f} MiB with {ok}:  "
+                    f"{(s2[k] - s0[k]) / max(ok, 1):7.0f} bytes per binding "
+                    f"(marginal over the last {r2.succ}: {(s2[k] - s1[k]) / max(r2.succ, 1):.0f})")
+            if isinstance(srv, Confab) and args.mem_settle > 0:
+                log(f"  confab: waiting {args.mem_settle:.0f} s for the REGISTER transactions to expire (Timer J) ...")
+                time.sleep(args.mem_settle)
+                s3 = sample()
+                for k in s0:
+                    log(f"  {srv.name:8s} {k:9s}: {s3[k] / 1048576:8.1f} MiB after {args.mem_settle:.0f} s idle: "
+                        f"{(s3[k] - s0[k]) / max(ok, 1):7.0f} bytes per binding")
+            if isinstance(srv, Kamailio):
+                log("  kamailio: `used` is Kamailio's own accounting of shared memory; anchor ~408 B used, "
+                    "~1.14 KB real_used per binding with q_malloc (performance.md row 11)")
+        except (ServerError, OSError, subprocess.SubprocessError) as e:
+            log(f"  {srv.name}: memory mode failed: {e}")
+        finally:
+            srv.stop()
+    log("  goal: Confab <= 600 bytes per binding (RSS), Kamailio ~1.1 KB (issue 7)")
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def main():
+    ap = argparse.ArgumentParser(
+        prog="bench/frontend/run.sh",
+        description="Front End benchmark: Confab vs Kamailio under the same SIPp load.")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds, alternating the servers (default 3)")
+    ap.add_argument("--scenario", default="all", choices=SCENARIOS + ("all",))
+    ap.add_argument("--mode", default="perf", choices=("perf", "overload", "memory", "all"),
+                    help="perf (default), overload, memory, or all three")
+    ap.add_argument("--only", choices=("kamailio", "confab"), help="run one server only")
+    ap.add_argument("--users", type=int, default=100000, help="users provisioned (default 100000)")
+    ap.add_argument("--duration", type=float, default=6.0, help="seconds of load per step (default 6)")
+    ap.add_argument("--rates", action="append", default=[], metavar="SCENARIO=R1,R2,...",
+                    help="offered rates per step, e.g. register=4000,8000 (repeatable)")
+    ap.add_argument("--instances", type=int, default=2, help="SIPp UAC instances (default 2)")
+    ap.add_argument("--server-cpu", type=int, default=0)
+    ap.add_argument("--load-cpu", type=int, default=1)
+    ap.add_argument("--kam-children", type=int, default=1, help="Kamailio UDP workers (default 1)")
+    ap.add_argument("--kam-port", type=int, default=15060)
+    ap.add_argument("--confab-port", type=int, default=15070)
+    ap.add_argument("--uas-port", type=int, default=15170)
+    ap.add_argument("--uac-port", type=int, default=15081)
+    ap.add_argument("--confab-bin", help="confab binary (run.sh passes the release build)")
+    ap.add_argument("--cap", type=float, default=25.0,
+                    help="overload mode: CPU quota in %% of one CPU (default 25; 0 = taskset only)")
+    ap.add_argument("--overload-start", type=float, default=500.0)
+    ap.add_argument("--overload-max", type=float, default=16000.0)
+    ap.add_argument("--overload-duration", type=float, default=10.0)
+    ap.add_argument("--mem-bindings", type=int, default=100000)
+    ap.add_argument("--mem-rate", type=float, default=4000.0)
+    ap.add_argument("--mem-settle", type=float, default=40.0,
+                    help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
+    ap.add_argument("--recv-timeout-ms", type=int, default=8000)
+    ap.add_argument("--start-timeout", type=float, default=15.0)
+    ap.add_argument("--no-smoke", action="store_true", help="skip the 10-operation check per scenario")
+    ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp statistics)")
+    args = ap.parse_args()
+
+    rates = dict(DEFAULT_RATES)
+    for spec in args.rates:
+        try:
+            k, v = spec.split("=", 1)
+            if k not in SCENARIOS:
+                raise ValueError
+            rates[k] = [float(x) for x in v.split(",") if x]
+        except ValueError:
+            ap.error(f"--rates {spec}: expected SCENARIO=R1,R2,... with SCENARIO one of {', '.join(SCENARIOS)}")
+    args.rates = rates
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    modes = ("perf", "overload", "memory") if args.mode == "all" else (args.mode,)
+    if args.only != "kamailio" and not args.confab_bin:
+        ap.error("--confab-bin is required unless --only kamailio (run.sh passes it)")
+
+    work = tempfile.mkdtemp(prefix="confab-bench-")
+    log(f"Front End benchmark  {time.strftime('%Y-%m-%d %H:%M:%S')}  work folder {work}")
+    la = loadavg()
+    log(f"loadavg {la}  (CPUs: {os.cpu_count()}; server on CPU {args.server_cpu}, SIPp on CPU {args.load_cpu})")
+    if float(la.split()[0]) > 1.0:
+        log("WARNING: the machine is busy (loadavg > 1): figures are indicative only; re-run on a quiet machine")
+    kv = subprocess.run(["kamailio", "-v"], capture_output=True, text=True).stdout.splitlines()
+    sv = subprocess.run(["sipp", "-v"], capture_output=True, text=True).stdout.strip().splitlines()
+    log(f"{kv[0] if kv else 'kamailio ?'}; {sv[-1].strip() if sv else 'sipp ?'}; "
+        f"rmem_max {open('/proc/sys/net/core/rmem_max').read().strip()}")
+    names = make_users(work, args.users)
+    log(f"users: {len(names)} (+ {UAS_USER}), password `{PASSWORD}`, domain {DOMAIN}")
+
+    servers = []
+    bench = Bench(args, work, names)
+    bench.broken = {}
+    status = 0
+    try:
+        if args.only != "confab":
+            servers.append(Kamailio(args, work))
+        if args.only != "kamailio":
+            c = Confab(args, work, args.confab_bin)
+            try:
+                c.provision()
+                servers.append(c)
+            except ServerError as e:
+                log(f"confab: provisioning failed: {e}")
+                status = 1
+                if args.only == "confab":
+                    return status
+        if servers and servers[0].name != "confab" and len(servers) == 2:
+            servers = [servers[1], servers[0]]  # round 1: Confab first, round 2: Kamailio first, ...
+        if not args.no_smoke:
+            for scenario in scenarios:
+                for srv in servers:
+                    ok, msg = bench.smoke(srv, scenario)
+                    log(msg)
+                    if not ok:
+                        bench.broken.setdefault(scenario, {})[srv.name] = msg
+                        status = 1
+        if "perf" in modes:
+            mode_perf(args, bench, servers, scenarios)
+        if "overload" in modes:
+            mode_overload(args, bench, servers, [s for s in scenarios])
+        if "memory" in modes:
+            mode_memory(args, bench, servers)
+    finally:
+        log(f"\nloadavg at the end {loadavg()}")
+        if args.keep or status:
+            log(f"work folder kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
