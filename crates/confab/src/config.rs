@@ -910,11 +910,11 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`",
         );
         check_parse_error(
             "[registrar]\nmin_expires_s = 60\n",
-            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`",
+            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",
