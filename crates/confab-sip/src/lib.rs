@@ -59,6 +59,26 @@
 //! | Via/From/To/Call-ID/CSeq malformed or missing | drop ([`Message::check`] names it) |
 //! | unknown Request-URI scheme | 416 (from [`Message::check`]) |
 //! | bare-LF line endings, unterminated header section | drop |
+//!
+//! # Liberal and strict choices
+//!
+//! * **Strict:** CRLF line endings are required (a bare LF is [`ParseErrorKind::BareLineFeed`]:
+//!   accepting it would make framing ambiguous); the request line must be
+//!   `Method SP Request-URI SP SIP-Version` with single spaces (RFC 4475 §3.1.2.7-10); the
+//!   status code is exactly three digits; Content-Length repeated or non-numeric is a
+//!   framing error; an addr-spec containing `?` must be in `<>` (RFC 4475 regbadct).
+//! * **Liberal:** CRLFs before the start line are skipped (RFC 3261 §7.5); whitespace
+//!   before the header colon, folding anywhere LWS is allowed, leading zeros in numbers;
+//!   `received` with or without `[ ]` (RFC 5118 §4.5); the RFC 3261 ABNF's three-colon IPv6
+//!   form (RFC 5118 §4.10, kept as written on the wire); `_` in host names; unknown URI
+//!   schemes kept as [`Uri::Other`] in every header; a status line without reason phrase.
+//! * The torture table in `tests/torture.rs` lists, per RFC 4475/5118 message, which of
+//!   these decides its outcome.
+//!
+//! # Checking everything
+//!
+//! [`Message::typed_header_errors`] reads every typed header and lists what is malformed
+//! (for diagnostics and fuzzing; a proxy reads only what it needs).
 
 pub mod headers;
 

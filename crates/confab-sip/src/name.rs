@@ -43,42 +43,8 @@ macro_rules! header_names {
             /// Every known name, for tests and tables.
             pub const ALL: &'static [HeaderName] = &[ $( HeaderName::$variant, )* ];
 
-            fn from_lower(lower: &[u8]) -> HeaderName {
-                $(
-                    if lower == lower_of($canon).as_slice_for(lower.len()) $( || lower == $compact.as_bytes() )? {
-                        return HeaderName::$variant;
-                    }
-                )*
-                HeaderName::Other
-            }
         }
     };
-}
-
-// Helper so the macro can compare against a lowercase copy of the canonical name without
-// allocating: canonical names are ASCII and at most 32 bytes.
-struct Lower {
-    buf: [u8; 32],
-    len: usize,
-}
-impl Lower {
-    fn as_slice_for(&self, want: usize) -> &[u8] {
-        if want != self.len {
-            &[]
-        } else {
-            &self.buf[..self.len]
-        }
-    }
-}
-const fn lower_of(s: &str) -> Lower {
-    let b = s.as_bytes();
-    let mut buf = [0u8; 32];
-    let mut i = 0;
-    while i < b.len() && i < 32 {
-        buf[i] = b[i].to_ascii_lowercase();
-        i += 1;
-    }
-    Lower { buf, len: b.len() }
 }
 
 header_names! {
@@ -151,35 +117,470 @@ header_names! {
     WwwAuthenticate => "WWW-Authenticate";
 }
 
+/// Generated from the table above (see `every_name_round_trips_through_its_spellings`):
+/// dispatch on (length, first letter), then one case-insensitive compare per candidate.
+#[inline]
+fn lookup(name: &[u8]) -> HeaderName {
+    let Some(&first) = name.first() else {
+        return HeaderName::Other;
+    };
+    let eq = |canon: &[u8]| name.eq_ignore_ascii_case(canon);
+    match (name.len(), first | 0x20) {
+        (1, b'a') => HeaderName::AcceptContact,
+        (1, b'b') => HeaderName::ReferredBy,
+        (1, b'c') => HeaderName::ContentType,
+        (1, b'd') => HeaderName::RequestDisposition,
+        (1, b'e') => HeaderName::ContentEncoding,
+        (1, b'f') => HeaderName::From,
+        (1, b'i') => HeaderName::CallId,
+        (1, b'j') => HeaderName::RejectContact,
+        (1, b'k') => HeaderName::Supported,
+        (1, b'l') => HeaderName::ContentLength,
+        (1, b'm') => HeaderName::Contact,
+        (1, b'o') => HeaderName::Event,
+        (1, b'r') => HeaderName::ReferTo,
+        (1, b's') => HeaderName::Subject,
+        (1, b't') => HeaderName::To,
+        (1, b'u') => HeaderName::AllowEvents,
+        (1, b'v') => HeaderName::Via,
+        (1, b'x') => HeaderName::SessionExpires,
+        (1, b'y') => HeaderName::Identity,
+        (2, b't') => {
+            if eq(b"to") {
+                HeaderName::To
+            } else {
+                HeaderName::Other
+            }
+        }
+        (3, b'v') => {
+            if eq(b"via") {
+                HeaderName::Via
+            } else {
+                HeaderName::Other
+            }
+        }
+        (4, b'c') => {
+            if eq(b"cseq") {
+                HeaderName::CSeq
+            } else {
+                HeaderName::Other
+            }
+        }
+        (4, b'd') => {
+            if eq(b"date") {
+                HeaderName::Date
+            } else {
+                HeaderName::Other
+            }
+        }
+        (4, b'f') => {
+            if eq(b"from") {
+                HeaderName::From
+            } else {
+                HeaderName::Other
+            }
+        }
+        (4, b'p') => {
+            if eq(b"path") {
+                HeaderName::Path
+            } else {
+                HeaderName::Other
+            }
+        }
+        (4, b'r') => {
+            if eq(b"rack") {
+                return HeaderName::RAck;
+            }
+            if eq(b"rseq") {
+                return HeaderName::RSeq;
+            }
+            HeaderName::Other
+        }
+        (5, b'a') => {
+            if eq(b"allow") {
+                HeaderName::Allow
+            } else {
+                HeaderName::Other
+            }
+        }
+        (5, b'e') => {
+            if eq(b"event") {
+                HeaderName::Event
+            } else {
+                HeaderName::Other
+            }
+        }
+        (5, b'r') => {
+            if eq(b"route") {
+                HeaderName::Route
+            } else {
+                HeaderName::Other
+            }
+        }
+        (6, b'a') => {
+            if eq(b"accept") {
+                HeaderName::Accept
+            } else {
+                HeaderName::Other
+            }
+        }
+        (6, b'm') => {
+            if eq(b"min-se") {
+                HeaderName::MinSe
+            } else {
+                HeaderName::Other
+            }
+        }
+        (6, b'r') => {
+            if eq(b"reason") {
+                HeaderName::Reason
+            } else {
+                HeaderName::Other
+            }
+        }
+        (6, b's') => {
+            if eq(b"server") {
+                HeaderName::Server
+            } else {
+                HeaderName::Other
+            }
+        }
+        (7, b'c') => {
+            if eq(b"call-id") {
+                return HeaderName::CallId;
+            }
+            if eq(b"contact") {
+                return HeaderName::Contact;
+            }
+            HeaderName::Other
+        }
+        (7, b'e') => {
+            if eq(b"expires") {
+                HeaderName::Expires
+            } else {
+                HeaderName::Other
+            }
+        }
+        (7, b'p') => {
+            if eq(b"privacy") {
+                HeaderName::Privacy
+            } else {
+                HeaderName::Other
+            }
+        }
+        (7, b'r') => {
+            if eq(b"require") {
+                HeaderName::Require
+            } else {
+                HeaderName::Other
+            }
+        }
+        (7, b's') => {
+            if eq(b"subject") {
+                HeaderName::Subject
+            } else {
+                HeaderName::Other
+            }
+        }
+        (7, b'w') => {
+            if eq(b"warning") {
+                HeaderName::Warning
+            } else {
+                HeaderName::Other
+            }
+        }
+        (8, b'i') => {
+            if eq(b"identity") {
+                HeaderName::Identity
+            } else {
+                HeaderName::Other
+            }
+        }
+        (8, b'p') => {
+            if eq(b"priority") {
+                HeaderName::Priority
+            } else {
+                HeaderName::Other
+            }
+        }
+        (8, b'r') => {
+            if eq(b"refer-to") {
+                return HeaderName::ReferTo;
+            }
+            if eq(b"replaces") {
+                return HeaderName::Replaces;
+            }
+            if eq(b"reply-to") {
+                return HeaderName::ReplyTo;
+            }
+            HeaderName::Other
+        }
+        (8, b's') => {
+            if eq(b"sip-etag") {
+                HeaderName::SipEtag
+            } else {
+                HeaderName::Other
+            }
+        }
+        (9, b'c') => {
+            if eq(b"call-info") {
+                HeaderName::CallInfo
+            } else {
+                HeaderName::Other
+            }
+        }
+        (9, b's') => {
+            if eq(b"supported") {
+                HeaderName::Supported
+            } else {
+                HeaderName::Other
+            }
+        }
+        (9, b't') => {
+            if eq(b"timestamp") {
+                HeaderName::Timestamp
+            } else {
+                HeaderName::Other
+            }
+        }
+        (10, b'a') => {
+            if eq(b"alert-info") {
+                HeaderName::AlertInfo
+            } else {
+                HeaderName::Other
+            }
+        }
+        (10, b'e') => {
+            if eq(b"error-info") {
+                HeaderName::ErrorInfo
+            } else {
+                HeaderName::Other
+            }
+        }
+        (10, b'f') => {
+            if eq(b"flow-timer") {
+                HeaderName::FlowTimer
+            } else {
+                HeaderName::Other
+            }
+        }
+        (10, b'u') => {
+            if eq(b"user-agent") {
+                HeaderName::UserAgent
+            } else {
+                HeaderName::Other
+            }
+        }
+        (11, b'i') => {
+            if eq(b"in-reply-to") {
+                HeaderName::InReplyTo
+            } else {
+                HeaderName::Other
+            }
+        }
+        (11, b'm') => {
+            if eq(b"min-expires") {
+                HeaderName::MinExpires
+            } else {
+                HeaderName::Other
+            }
+        }
+        (11, b'r') => {
+            if eq(b"referred-by") {
+                return HeaderName::ReferredBy;
+            }
+            if eq(b"retry-after") {
+                return HeaderName::RetryAfter;
+            }
+            HeaderName::Other
+        }
+        (11, b'u') => {
+            if eq(b"unsupported") {
+                HeaderName::Unsupported
+            } else {
+                HeaderName::Other
+            }
+        }
+        (12, b'a') => {
+            if eq(b"allow-events") {
+                HeaderName::AllowEvents
+            } else {
+                HeaderName::Other
+            }
+        }
+        (12, b'c') => {
+            if eq(b"content-type") {
+                HeaderName::ContentType
+            } else {
+                HeaderName::Other
+            }
+        }
+        (12, b'm') => {
+            if eq(b"max-forwards") {
+                return HeaderName::MaxForwards;
+            }
+            if eq(b"mime-version") {
+                return HeaderName::MimeVersion;
+            }
+            HeaderName::Other
+        }
+        (12, b'o') => {
+            if eq(b"organization") {
+                HeaderName::Organization
+            } else {
+                HeaderName::Other
+            }
+        }
+        (12, b'r') => {
+            if eq(b"record-route") {
+                HeaderName::RecordRoute
+            } else {
+                HeaderName::Other
+            }
+        }
+        (12, b's') => {
+            if eq(b"sip-if-match") {
+                HeaderName::SipIfMatch
+            } else {
+                HeaderName::Other
+            }
+        }
+        (13, b'a') => {
+            if eq(b"authorization") {
+                HeaderName::Authorization
+            } else {
+                HeaderName::Other
+            }
+        }
+        (13, b'p') => {
+            if eq(b"proxy-require") {
+                HeaderName::ProxyRequire
+            } else {
+                HeaderName::Other
+            }
+        }
+        (13, b's') => {
+            if eq(b"service-route") {
+                HeaderName::ServiceRoute
+            } else {
+                HeaderName::Other
+            }
+        }
+        (14, b'a') => {
+            if eq(b"accept-contact") {
+                HeaderName::AcceptContact
+            } else {
+                HeaderName::Other
+            }
+        }
+        (14, b'c') => {
+            if eq(b"content-length") {
+                HeaderName::ContentLength
+            } else {
+                HeaderName::Other
+            }
+        }
+        (14, b'r') => {
+            if eq(b"reject-contact") {
+                HeaderName::RejectContact
+            } else {
+                HeaderName::Other
+            }
+        }
+        (15, b'a') => {
+            if eq(b"accept-encoding") {
+                return HeaderName::AcceptEncoding;
+            }
+            if eq(b"accept-language") {
+                return HeaderName::AcceptLanguage;
+            }
+            HeaderName::Other
+        }
+        (15, b's') => {
+            if eq(b"session-expires") {
+                HeaderName::SessionExpires
+            } else {
+                HeaderName::Other
+            }
+        }
+        (16, b'c') => {
+            if eq(b"content-encoding") {
+                return HeaderName::ContentEncoding;
+            }
+            if eq(b"content-language") {
+                return HeaderName::ContentLanguage;
+            }
+            HeaderName::Other
+        }
+        (16, b'w') => {
+            if eq(b"www-authenticate") {
+                HeaderName::WwwAuthenticate
+            } else {
+                HeaderName::Other
+            }
+        }
+        (18, b'p') => {
+            if eq(b"proxy-authenticate") {
+                HeaderName::ProxyAuthenticate
+            } else {
+                HeaderName::Other
+            }
+        }
+        (18, b's') => {
+            if eq(b"subscription-state") {
+                HeaderName::SubscriptionState
+            } else {
+                HeaderName::Other
+            }
+        }
+        (19, b'a') => {
+            if eq(b"authentication-info") {
+                HeaderName::AuthenticationInfo
+            } else {
+                HeaderName::Other
+            }
+        }
+        (19, b'c') => {
+            if eq(b"content-disposition") {
+                HeaderName::ContentDisposition
+            } else {
+                HeaderName::Other
+            }
+        }
+        (19, b'p') => {
+            if eq(b"p-asserted-identity") {
+                return HeaderName::PAssertedIdentity;
+            }
+            if eq(b"proxy-authorization") {
+                return HeaderName::ProxyAuthorization;
+            }
+            HeaderName::Other
+        }
+        (19, b'r') => {
+            if eq(b"request-disposition") {
+                HeaderName::RequestDisposition
+            } else {
+                HeaderName::Other
+            }
+        }
+        (20, b'p') => {
+            if eq(b"p-preferred-identity") {
+                HeaderName::PPreferredIdentity
+            } else {
+                HeaderName::Other
+            }
+        }
+        _ => HeaderName::Other,
+    }
+}
+
 impl HeaderName {
     /// Classify a header name as written on the wire (case-insensitive, compact forms
     /// included). Returns [`HeaderName::Other`] for anything unknown, including names longer
     /// than 32 bytes.
     #[must_use]
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        if name.is_empty() || name.len() > 32 {
-            return HeaderName::Other;
-        }
-        let mut buf = [0u8; 32];
-        for (d, s) in buf.iter_mut().zip(name) {
-            *d = s.to_ascii_lowercase();
-        }
-        let lower = &buf[..name.len()];
-        // Fast paths for the headers every message carries.
-        match lower {
-            b"via" | b"v" => HeaderName::Via,
-            b"from" | b"f" => HeaderName::From,
-            b"to" | b"t" => HeaderName::To,
-            b"call-id" | b"i" => HeaderName::CallId,
-            b"cseq" => HeaderName::CSeq,
-            b"contact" | b"m" => HeaderName::Contact,
-            b"max-forwards" => HeaderName::MaxForwards,
-            b"content-length" | b"l" => HeaderName::ContentLength,
-            b"content-type" | b"c" => HeaderName::ContentType,
-            b"route" => HeaderName::Route,
-            b"record-route" => HeaderName::RecordRoute,
-            _ => HeaderName::from_lower(lower),
-        }
+        lookup(name)
     }
 
     /// The reason phrase a 400 response uses when this header is malformed,

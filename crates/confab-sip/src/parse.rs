@@ -245,6 +245,22 @@ pub(crate) fn parse_head(input: &[u8], limits: &Limits) -> Result<Head, ParseErr
     };
 
     let mut pos = sl_end;
+    // One newline iterator for the whole head: lines are consumed in order, so each call
+    // yields the end of the current line (amortises memchr's setup over the message).
+    let mut newlines = memchr::memchr_iter(b'\n', &input[sl_end..]);
+    let mut next_line_end = |pos: usize| -> Result<usize, ParseErrorKind> {
+        match newlines.next() {
+            None => Err(ParseErrorKind::Truncated),
+            Some(i) => {
+                let nl = sl_end + i;
+                if nl == pos || input[nl - 1] != b'\r' {
+                    Err(ParseErrorKind::BareLineFeed)
+                } else {
+                    Ok(nl + 1)
+                }
+            }
+        }
+    };
     // The field being collected: (line start, name end, colon index, line end, name)
     let mut cur: Option<(usize, usize, usize, usize, HeaderName)> = None;
     // Skipping a bad line and its continuations.
@@ -261,7 +277,7 @@ pub(crate) fn parse_head(input: &[u8], limits: &Limits) -> Result<Head, ParseErr
             head.body_start = pos + 2;
             break;
         }
-        let end = line_end(input, pos)?;
+        let end = next_line_end(pos)?;
         let first = input[pos];
         if first == b' ' || first == b'\t' {
             // continuation line (folding, RFC 3261 §7.3.1)
@@ -283,31 +299,27 @@ pub(crate) fn parse_head(input: &[u8], limits: &Limits) -> Result<Head, ParseErr
         }
         line_no += 1;
         skipping = false;
-        let line = &input[pos..end - 2];
-        match memchr::memchr(b':', line) {
-            Some(colon) => {
-                let mut ne = colon;
-                while ne > 0 && matches!(line[ne - 1], b' ' | b'\t') {
-                    ne -= 1;
-                }
-                let name = &line[..ne];
-                if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-                    head.defer(ParseErrorKind::HeaderSyntax { line: line_no });
-                    skipping = true;
-                } else {
-                    cur = Some((
-                        pos,
-                        pos + ne,
-                        pos + colon,
-                        end,
-                        HeaderName::from_bytes(name),
-                    ));
-                }
-            }
-            None => {
-                head.defer(ParseErrorKind::HeaderSyntax { line: line_no });
-                skipping = true;
-            }
+        // field-name = token, then optional SP/HT, then ':'
+        let line_stop = end - 2;
+        let mut i = pos;
+        while i < line_stop && is_token(input[i]) {
+            i += 1;
+        }
+        let name_end = i;
+        while i < line_stop && matches!(input[i], b' ' | b'\t') {
+            i += 1;
+        }
+        if name_end > pos && i < line_stop && input[i] == b':' {
+            cur = Some((
+                pos,
+                name_end,
+                i,
+                end,
+                HeaderName::from_bytes(&input[pos..name_end]),
+            ));
+        } else {
+            head.defer(ParseErrorKind::HeaderSyntax { line: line_no });
+            skipping = true;
         }
         pos = end;
     }

@@ -50,24 +50,30 @@ pub(crate) fn all_token(s: &str) -> bool {
 /// not inside `<...>`. Used to split comma-separated multi-value headers.
 pub(crate) fn find_top_level_comma(v: &[u8]) -> Option<usize> {
     let mut i = 0;
-    let mut in_angle = false;
     while i < v.len() {
+        // outside quotes and angle brackets: the next interesting byte
+        i += memchr::memchr3(b',', b'"', b'<', &v[i..])?;
         match v[i] {
-            b'"' if !in_angle => {
+            b',' => return Some(i),
+            b'"' => {
+                // skip the quoted string (quoted-pair aware); unterminated: no comma
                 i += 1;
-                while i < v.len() && v[i] != b'"' {
+                loop {
+                    i += memchr::memchr2(b'"', b'\\', v.get(i..)?)?;
                     if v[i] == b'\\' {
-                        i += 1;
+                        i += 2;
+                    } else {
+                        break;
                     }
-                    i += 1;
                 }
+                i += 1;
             }
-            b'<' => in_angle = true,
-            b'>' => in_angle = false,
-            b',' if !in_angle => return Some(i),
-            _ => {}
+            _ => {
+                // '<': skip to '>' (URIs contain no quotes); unterminated: no comma
+                i += 1;
+                i += memchr::memchr(b'>', v.get(i..)?)? + 1;
+            }
         }
-        i += 1;
     }
     None
 }

@@ -255,47 +255,72 @@ pub(crate) fn scan_header_params<'a>(c: &mut Cur<'a>) -> Result<Params<'a>, &'st
 // URI parsing
 // ---------------------------------------------------------------------------------------
 
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
-        )
-}
+const UNRESERVED: u8 = 1;
+const USER: u8 = 2;
+const PASSWORD: u8 = 4;
+const PARAM: u8 = 8;
+const HEADER: u8 = 16;
+const HOST: u8 = 32;
 
-/// Validate that `s` consists of `allowed` characters and `%HH` escapes.
-fn check_escaped(s: &str, allowed: impl Fn(u8) -> bool) -> bool {
-    let b = s.as_bytes();
+/// Character classes of RFC 3261 §25.1 as bit masks (one table lookup per byte).
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
     let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            if b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
-            {
-                i += 3;
-                continue;
-            }
-            return false;
+    while i < 256 {
+        let c = i as u8;
+        let unreserved = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'_' | b'.' | b'!' | b'~' | b'*' | b'\'' | b'(' | b')'
+            );
+        let mut m = 0;
+        if unreserved {
+            m |= UNRESERVED | USER | PASSWORD | PARAM | HEADER;
         }
-        if !allowed(b[i]) {
-            return false;
+        if matches!(c, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/') {
+            m |= USER;
         }
+        if matches!(c, b'&' | b'=' | b'+' | b'$' | b',') {
+            m |= PASSWORD;
+        }
+        if matches!(c, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$') {
+            m |= PARAM;
+        }
+        if matches!(c, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$') {
+            m |= HEADER;
+        }
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_') {
+            m |= HOST;
+        }
+        t[i] = m;
         i += 1;
     }
-    true
+    t
+};
+
+/// Advance from `i` over characters of class `mask` and `%HH` escapes; returns the index
+/// of the first other byte.
+#[inline]
+fn scan_escaped(b: &[u8], mut i: usize, mask: u8) -> usize {
+    while i < b.len() {
+        let c = b[i];
+        if CLASS[c as usize] & mask != 0 {
+            i += 1;
+        } else if c == b'%'
+            && b.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(i + 2).is_some_and(u8::is_ascii_hexdigit)
+        {
+            i += 3;
+        } else {
+            break;
+        }
+    }
+    i
 }
 
-fn is_user_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',' | b';' | b'?' | b'/')
-}
-fn is_password_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'&' | b'=' | b'+' | b'$' | b',')
-}
-fn is_param_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b':' | b'&' | b'+' | b'$')
-}
-fn is_header_char(b: u8) -> bool {
-    is_unreserved(b) || matches!(b, b'[' | b']' | b'/' | b'?' | b':' | b'+' | b'$')
+/// Validate that `s` consists of characters of class `mask` and `%HH` escapes.
+fn check_escaped(s: &str, mask: u8) -> bool {
+    scan_escaped(s.as_bytes(), 0, mask) == s.len()
 }
 
 /// Parse an IPv6 address as written inside `[...]`. Tolerates the RFC 3261 ABNF bug form
@@ -329,23 +354,26 @@ pub(crate) fn parse_host(s: &str) -> Result<Host<'_>, &'static str> {
             .map(Host::Ipv6)
             .ok_or("invalid IPv6 address");
     }
-    if s.is_empty() {
-        return Err("empty host");
-    }
     let b = s.as_bytes();
-    if b.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+    let Some(&first) = b.first() else {
+        return Err("empty host");
+    };
+    let mut digits_dots = true;
+    let mut prev = 0u8;
+    for &c in b {
+        if CLASS[c as usize] & HOST == 0 || (c == b'.' && prev == b'.') {
+            return Err("invalid host name");
+        }
+        digits_dots &= c.is_ascii_digit() || c == b'.';
+        prev = c;
+    }
+    if digits_dots {
         return s
             .parse::<Ipv4Addr>()
             .map(Host::Ipv4)
             .map_err(|_| "invalid IPv4 address");
     }
-    if !b
-        .iter()
-        .all(|&c| c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_')
-        || b[0] == b'.'
-        || b[0] == b'-'
-        || s.contains("..")
-    {
+    if first == b'.' || first == b'-' {
         return Err("invalid host name");
     }
     Ok(Host::Domain(s))
@@ -357,7 +385,7 @@ impl<'a> Uri<'a> {
     /// # Errors
     /// [`UriError`] naming what is wrong.
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        let colon = s.find(':').ok_or(UriError("no scheme"))?;
+        let colon = memchr::memchr(b':', s.as_bytes()).ok_or(UriError("no scheme"))?;
         let scheme = &s[..colon];
         if scheme.is_empty()
             || !scheme.as_bytes()[0].is_ascii_alphabetic()
@@ -421,18 +449,18 @@ impl<'a> SipUri<'a> {
 
     fn parse_rest(secure: bool, rest: &'a str) -> Result<SipUri<'a>, UriError> {
         // userinfo: '@' can appear only as its terminator (escaped everywhere else).
-        let (user, password, hostpart) = match rest.find('@') {
+        let (user, password, hostpart) = match memchr::memchr(b'@', rest.as_bytes()) {
             Some(at) => {
                 let ui = &rest[..at];
-                let (u, p) = match ui.find(':') {
+                let (u, p) = match memchr::memchr(b':', ui.as_bytes()) {
                     Some(c) => (&ui[..c], Some(&ui[c + 1..])),
                     None => (ui, None),
                 };
-                if u.is_empty() || !check_escaped(u, is_user_char) {
+                if u.is_empty() || !check_escaped(u, USER) {
                     return Err(UriError("invalid user part"));
                 }
                 if let Some(p) = p
-                    && !check_escaped(p, is_password_char)
+                    && !check_escaped(p, PASSWORD)
                 {
                     return Err(UriError("invalid password"));
                 }
@@ -443,10 +471,7 @@ impl<'a> SipUri<'a> {
         // host
         let hb = hostpart.as_bytes();
         let host_end = if hb.first() == Some(&b'[') {
-            hostpart
-                .find(']')
-                .ok_or(UriError("unterminated IPv6 reference"))?
-                + 1
+            memchr::memchr(b']', hb).ok_or(UriError("unterminated IPv6 reference"))? + 1
         } else {
             hb.iter()
                 .position(|&b| matches!(b, b':' | b';' | b'?'))
@@ -475,25 +500,21 @@ impl<'a> SipUri<'a> {
         }
         let ps = i;
         while hb.get(i) == Some(&b';') {
-            let s = i + 1;
-            let e = hb[s..]
-                .iter()
-                .position(|&b| matches!(b, b';' | b'?'))
-                .map_or(hb.len(), |p| s + p);
-            let p = &hostpart[s..e];
-            let (n, v) = match p.find('=') {
-                Some(eq) => (&p[..eq], Some(&p[eq + 1..])),
-                None => (p, None),
-            };
-            if n.is_empty() || !check_escaped(n, is_param_char) {
+            let ns = i + 1;
+            i = scan_escaped(hb, ns, PARAM);
+            if i == ns {
                 return Err(UriError("invalid uri-parameter name"));
             }
-            if let Some(v) = v
-                && (v.is_empty() || !check_escaped(v, is_param_char))
-            {
-                return Err(UriError("invalid uri-parameter value"));
+            if hb.get(i) == Some(&b'=') {
+                let vs = i + 1;
+                i = scan_escaped(hb, vs, PARAM);
+                if i == vs {
+                    return Err(UriError("invalid uri-parameter value"));
+                }
             }
-            i = e;
+            if !matches!(hb.get(i), None | Some(b';' | b'?')) {
+                return Err(UriError("invalid uri-parameter"));
+            }
         }
         let params = Params {
             raw: &hostpart[ps..i],
@@ -504,10 +525,7 @@ impl<'a> SipUri<'a> {
                 let (n, v) = hdr
                     .split_once('=')
                     .ok_or(UriError("URI header without ="))?;
-                if n.is_empty()
-                    || !check_escaped(n, is_header_char)
-                    || !check_escaped(v, is_header_char)
-                {
+                if n.is_empty() || !check_escaped(n, HEADER) || !check_escaped(v, HEADER) {
                     return Err(UriError("invalid URI header"));
                 }
             }
@@ -668,6 +686,11 @@ fn pct_eq(a: &str, b: &str, ci: bool) -> bool {
     }
 }
 
+fn tel_param_value_ok(v: &str) -> bool {
+    v.split(['#', '*', '@'])
+        .all(|part| check_escaped(part, PARAM))
+}
+
 impl<'a> TelUri<'a> {
     fn parse_rest(rest: &'a str) -> Result<TelUri<'a>, UriError> {
         let end = rest.find(';').unwrap_or(rest.len());
@@ -696,10 +719,7 @@ impl<'a> TelUri<'a> {
                 return Err(UriError("invalid tel parameter name"));
             }
             if let Some(v) = v
-                && (v.is_empty()
-                    || !check_escaped(v, |b| {
-                        is_param_char(b) || b == b'#' || b == b'*' || b == b'@'
-                    }))
+                && (v.is_empty() || !tel_param_value_ok(v))
             {
                 return Err(UriError("invalid tel parameter value"));
             }
