@@ -340,10 +340,12 @@ async fn import(config: &Config, stores: &Stores, file: &Path) -> anyhow::Result
         .expect("static template")
         .progress_chars("=> "),
     );
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
     let mut tally = Tally::default();
     let mut rows = Vec::with_capacity(IMPORT_BATCH);
     let mut lines = Vec::with_capacity(IMPORT_BATCH);
     let mut record = csv::StringRecord::new();
+    let mut seen = 0u64;
     loop {
         let before = reader.position().byte();
         match reader.read_record(&mut record) {
@@ -381,7 +383,10 @@ async fn import(config: &Config, stores: &Stores, file: &Path) -> anyhow::Result
         }
         if rows.len() >= IMPORT_BATCH {
             flush(stores, &mut rows, &mut lines, &mut tally, &bar).await?;
-            bar.set_position(record.position().map_or(0, |p| p.byte()));
+        }
+        seen += 1;
+        if seen % 256 == 0 {
+            bar.set_position(reader.position().byte());
             bar.set_message(format!(
                 "{} added, {} updated, {} failed",
                 tally.added, tally.updated, tally.failed
