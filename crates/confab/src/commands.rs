@@ -385,7 +385,7 @@ async fn import(config: &Config, stores: &Stores, file: &Path) -> anyhow::Result
             flush(stores, &mut rows, &mut lines, &mut tally, &bar).await?;
         }
         seen += 1;
-        if seen % 256 == 0 {
+        if seen.is_multiple_of(256) {
             bar.set_position(reader.position().byte());
             bar.set_message(format!(
                 "{} added, {} updated, {} failed",
