@@ -179,11 +179,15 @@ impl Server {
                     lines.lock().unwrap().join("\n")
                 );
             }
-            assert!(
-                Instant::now() < deadline,
-                "confab serve did not start:\n{}",
-                lines.lock().unwrap().join("\n")
-            );
+            if Instant::now() >= deadline {
+                // Do not leave the server behind when the test fails.
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "confab serve did not start:\n{}",
+                    lines.lock().unwrap().join("\n")
+                );
+            }
             for l in lines.lock().unwrap().iter() {
                 let Ok(v) = serde_json::from_str::<serde_json::Value>(l) else {
                     continue;
