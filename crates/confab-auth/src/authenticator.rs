@@ -111,8 +111,8 @@ impl Authenticator {
     /// * `node`: this node's name (its id goes into nonces);
     /// * `random_secret`: the nonce key when the configuration has none (32 random bytes);
     /// * `random_dummy`: random bytes for the dummy account's password;
-    /// * `now_s`: start time (Unix seconds): nonces minted before it are not trusted for
-    ///   replay tracking (they get `stale=true`).
+    /// * `now_s`: start time (Unix seconds): nonces minted before it (by a previous run with
+    ///   the same key) are not trusted for replay tracking (they get `stale=true`).
     ///
     /// # Errors
     /// The configuration's [`AuthConfigError`].
@@ -138,9 +138,10 @@ impl Authenticator {
             secret,
             node_id: node_id_of(node),
             dummy: Ha1Set::compute("unknown", "invalid", &dummy_pw),
+            // Nonces of a previous run expire before `now_s + ttl`; ours at or after it.
             window: Mutex::new(NonceCountWindow::new(
                 config.replay_window,
-                now_s + nonce_ttl_s,
+                (now_s + nonce_ttl_s).saturating_sub(1),
             )),
             failures: Mutex::new(FailureLimiter::new(
                 config.max_failures_per_minute,

@@ -99,6 +99,10 @@ struct Fixture {
 }
 
 fn fixture(config: &str) -> Fixture {
+    fixture_started_at(config, T0_MS / 1000 - 1000)
+}
+
+fn fixture_started_at(config: &str, start_s: u64) -> Fixture {
     let cfg: AuthConfig = toml::from_str(config).unwrap();
     let auth = Authenticator::new(
         &cfg,
@@ -106,7 +110,7 @@ fn fixture(config: &str) -> Fixture {
         "node-1",
         [7; 32],
         [9; 16],
-        T0_MS / 1000 - 1000,
+        start_s,
     )
     .unwrap();
     let users = Users::with(&[
@@ -359,6 +363,42 @@ fn expired_nonce_is_stale_only_with_the_right_password() {
             want_stale,
             "{pw}"
         );
+    }
+}
+
+#[test]
+fn a_nonce_minted_in_the_first_second_works_and_one_from_a_previous_run_is_stale() {
+    let cfg = r#"nonce_secret = "00112233445566778899aabbccddeeff""#;
+    let start_s = T0_MS / 1000;
+    // The previous run, 10 s earlier, with the same key.
+    let old = fixture_started_at(cfg, start_s - 10);
+    let mut c = ctx(
+        register(&[]),
+        "192.0.2.10",
+        Addressed::Server,
+        T0_MS - 10_000,
+    );
+    let old_ch = reply(run(&old, &mut c));
+    // This run starts now and challenges at once.
+    let f = fixture_started_at(cfg, start_s);
+    let mut c = ctx(register(&[]), "192.0.2.10", Addressed::Server, T0_MS);
+    let ch = reply(run(&f, &mut c));
+    for (challenge, want_stale) in [(&ch, None), (&old_ch, Some(true))] {
+        let auth = answer(challenge, 0, "alice", "secret-a", "REGISTER", REG_URI, 1);
+        let mut c = ctx(
+            register(&[format!("Authorization: {auth}")]),
+            "192.0.2.10",
+            Addressed::Server,
+            T0_MS + 500,
+        );
+        match (run(&f, &mut c), want_stale) {
+            (Outcome::Continue, None) => {}
+            (Outcome::Respond(r), Some(stale)) => {
+                assert_eq!(r.status, 401);
+                assert_eq!(Challenge::parse(&r.headers[0].1).unwrap().stale, stale);
+            }
+            (other, want) => panic!("{other:?}, wanted stale={want:?}"),
+        }
     }
 }
 
