@@ -2,8 +2,9 @@
 //!
 //! What it does: opens (or creates, mode 0600) a SQLite database in WAL mode, refuses a
 //! database whose schema is newer than this binary, applies the versioned migrations in
-//! `migrations/sqlite/`, and implements [`confab_core::UserStore`] and
-//! [`confab_core::TokenStore`]. All writes go through one group-commit writer task (see
+//! `migrations/sqlite/`, and implements [`confab_core::UserStore`],
+//! [`confab_core::TokenStore`] and [`confab_core::RegistrationStore`] (read-through: no
+//! binding is cached in memory, lookups read the `bindings_by_aor` index). All writes go through one group-commit writer task (see
 //! [`writer`](crate::writer) docs): many callers' writes share one transaction and one
 //! fsync, and no caller hears "saved" before the commit holding its write succeeded. Reads
 //! use a pool of read-only connections and never wait for the writer. [`SqliteStore::backup`]
