@@ -4,7 +4,8 @@
 //! database whose schema is newer than this binary, applies the versioned migrations in
 //! `migrations/sqlite/`, and implements [`confab_core::UserStore`],
 //! [`confab_core::TokenStore`] and [`confab_core::RegistrationStore`] (read-through: no
-//! binding is cached in memory, lookups read the `bindings_by_aor` index). All writes go through one group-commit writer task (see
+//! binding is cached in memory, lookups read the `bindings_by_aor` index) and
+//! [`confab_core::policy::PolicyStore`] (the filters' policy with its version counters). All writes go through one group-commit writer task (see
 //! [`writer`](crate::writer) docs): many callers' writes share one transaction and one
 //! fsync, and no caller hears "saved" before the commit holding its write succeeded. Reads
 //! use a pool of read-only connections and never wait for the writer. [`SqliteStore::backup`]
@@ -46,6 +47,7 @@ mod backup;
 mod config;
 mod error;
 mod open;
+mod policy;
 mod registrations;
 mod tokens;
 mod users;
