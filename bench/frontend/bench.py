@@ -55,6 +55,32 @@ DEFAULT_RATES = {
 }
 
 
+# Every process group we start (servers, SIPp), stopped on exit whatever happens.
+STARTED = []
+
+
+def spawn(cmd, out_path, cwd):
+    """Starts `cmd` in its own process group, output to `out_path`; remembered for cleanup."""
+    with open(out_path, "w") as out:
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+                             start_new_session=True)
+    STARTED.append(p)
+    return p
+
+
+def cleanup():
+    for p in STARTED:
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+def on_signal(signum, _frame):
+    raise SystemExit(f"stopped by signal {signum}")
+
+
 def log(*a):
     print(*a, flush=True)
 
@@ -172,23 +198,38 @@ def tail(path, n=8):
 
 
 def stop_tree(proc, sig=signal.SIGTERM, grace=8.0):
-    """Stops a server started by us (Popen) and waits for its whole tree to go."""
-    if proc.poll() is None:
-        pids = tree_pids(proc.pid)
+    """Stops a process we started with start_new_session=True, and everything it forked:
+    the whole process group it leads (children forked at any time stay in it), SIGTERM
+    first, SIGKILL after `grace` seconds."""
+    pgid = proc.pid
+
+    def group_alive():
+        for p in os.listdir("/proc"):
+            if p.isdigit():
+                try:
+                    with open(f"/proc/{p}/stat") as f:
+                        r = f.read().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(r[2]) == pgid and r[0] != "Z":
+                    return True
+        return False
+
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    deadline = time.time() + grace
+    while time.time() < deadline:
+        proc.poll()
+        if not group_alive():
+            break
+        time.sleep(0.05)
+    else:
         try:
-            proc.send_signal(sig)
+            os.killpg(pgid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-        deadline = time.time() + grace
-        while time.time() < deadline:
-            if proc.poll() is not None and not any(os.path.exists(f"/proc/{p}") for p in pids):
-                break
-            time.sleep(0.05)
-        for p in pids:
-            try:
-                os.kill(p, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
     try:
         proc.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -323,16 +364,16 @@ class Server:
         if udp_bound(self.port):
             raise ServerError(f"UDP {HOST}:{self.port} is already in use by another process")
         cmd = (cap.prefix() if cap else []) + ["taskset", "-c", str(self.args.server_cpu)] + self.command()
-        out = open(os.path.join(run_dir, f"{self.name}.log"), "w")
-        self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run_dir,
-                                     start_new_session=True)
-        deadline = time.time() + self.args.start_timeout
+        self.proc = spawn(cmd, os.path.join(run_dir, f"{self.name}.log"), run_dir)
+        t_start = time.time()
+        deadline = t_start + self.args.start_timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise ServerError(
                     f"exited with status {self.proc.returncode} at start; its log:\n"
                     + tail(os.path.join(run_dir, f"{self.name}.log"), 12))
             if udp_bound(self.port):
+                self.startup_s = time.time() - t_start
                 time.sleep(0.3)  # let the workers settle
                 return
             time.sleep(0.05)
@@ -362,10 +403,13 @@ class Kamailio(Server):
 
     def command(self):
         cmd = ["kamailio", "-f", os.path.join(HERE, "kamailio.cfg"), "-DD", "-E",
-               "-x", "tlsf", "-X", "tlsf", "-m", "1024", "-M", "32",
+               "-x", "tlsf", "-X", "tlsf", "-m", "1024",
+               # private memory: db_text's startup load of the HA1 table grows with the users
+               "-M", str(max(32, self.args.users // 4000)),
                "-n", str(self.args.kam_children),
                "-A", f"BENCH_LISTEN=udp:{HOST}:{self.port}",
-               "-A", f'BENCH_DB_URL="text://{os.path.join(self.work, "kamdb")}"']
+               "-A", f'BENCH_DB_URL="text://{os.path.join(self.work, "kamdb")}"',
+               "-A", f"BENCH_MAX_ROWS={self.args.users + 1000}"]
         if self.with_ctl:
             cmd += ["-A", "WITH_CTL", "-A", f'BENCH_CTL="unix:{self.ctl}"']
         return cmd
@@ -446,6 +490,9 @@ def sipp_cmd(args, remote_port, scenario_file, port, extra):
             "-l", "200000",
             # A call that gets no answer fails after this long (the overload runs end).
             "-recv_timeout", str(args.recv_timeout_ms),
+            # 8 MiB socket buffers like the servers' (SIPp's default is 64 KiB): a generator
+            # that loses a response retransmits and the run counts as unclean.
+            "-buff_size", "8388608",
             # A loaded box trips SIPp's watchdog; it must not end the test.
             "-watchdog_minor_maxtriggers", "1000000", "-watchdog_major_maxtriggers", "1000000",
             ] + extra
@@ -541,8 +588,11 @@ class Bench:
                        ["-inf", os.path.join(self.work, "uas.csv"),
                         "-key", "contact", f"{HOST}:{self.args.uas_port}",
                         "-m", "1", "-trace_stat", "-stf", stat, "-trace_msg", "-message_file", msgs])
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       timeout=60, cwd=run_dir)
+        p = spawn(cmd, os.path.join(run_dir, "uas-register.out"), run_dir)
+        try:
+            p.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            stop_tree(p, signal.SIGKILL)
         try:
             final, _ = parse_stat(stat)
             ok = int(final["SuccessfulCall(C)"]) == 1
@@ -556,9 +606,7 @@ class Bench:
         f = os.path.join(SCEN, f"{scenario}_uas.xml")
         cmd = sipp_cmd(self.args, None, f, self.args.uas_port,
                        ["-trace_err", "-error_file", os.path.join(run_dir, "uas-errors.log")])
-        out = open(os.path.join(run_dir, "uas.out"), "w")
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=run_dir,
-                             start_new_session=True)
+        p = spawn(cmd, os.path.join(run_dir, "uas.out"), run_dir)
         time.sleep(0.3)
         if p.poll() is not None:
             raise ServerError(f"SIPp UAS exited at start: {tail(os.path.join(run_dir, 'uas.out'))}")
@@ -613,8 +661,7 @@ class Bench:
         sdrops0 = udp_socket_drops(server.port)
         c0 = server.cpu()
         t0 = time.time()
-        running = [subprocess.Popen(cmd, stdout=open(os.path.join(run_dir, f"sipp{i}.out"), "w"),
-                                    stderr=subprocess.STDOUT, cwd=run_dir) for i, cmd in procs]
+        running = [spawn(cmd, os.path.join(run_dir, f"sipp{i}.out"), run_dir) for i, cmd in procs]
         for p in running:
             p.wait()
         t1 = time.time()
@@ -673,7 +720,7 @@ class Bench:
         if r.succ == 0 or r.failed:
             return False, f"{server.name}: {scenario.upper()} failed: {self.describe_failure(r)}"
         return True, (f"{server.name}: {scenario} smoke test ok ({r.succ} operations); "
-                      f"idle CPU afterwards {r.idle * 100:.1f}% of a core")
+                      f"started in {server.startup_s:.1f} s; idle CPU afterwards {r.idle * 100:.1f}% of a core")
 
 
 # ---------------------------------------------------------------------------------------
@@ -776,7 +823,7 @@ def mode_perf(args, bench, servers, scenarios):
         for srv in servers:
             name = srv.name
             if name in bench.broken.get(scenario, {}):
-                log(f"  {name:8s} {bench.broken[scenario][name]}")
+                log(f"  {bench.broken[scenario][name]}")
                 continue
             rates = [clean_rate(loads) for loads in per[name]]
             cr = median([x for x, _ in rates])
@@ -875,7 +922,7 @@ def mode_memory(args, bench, servers):
     if len(bench.names) < n:
         log(f"\n== Memory: needs --users >= {n} (have {len(bench.names)}); skipped ==")
         return
-    log(f"\n== Memory per registration: {n} bindings (REGISTER with digest at {args.mem_rate}/s) ==")
+    log(f"\n== Memory per registration: {n} bindings (REGISTER with digest at {args.mem_rate:g}/s) ==")
     first = max(1, n // 10)
     for srv in servers:
         run_dir = os.path.join(bench.work, f"mem-{srv.name}")
@@ -965,7 +1012,8 @@ def main():
     ap.add_argument("--mem-settle", type=float, default=40.0,
                     help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
     ap.add_argument("--recv-timeout-ms", type=int, default=8000)
-    ap.add_argument("--start-timeout", type=float, default=15.0)
+    ap.add_argument("--start-timeout", type=float, default=60.0,
+                    help="seconds a server may take to bind its port (default 60)")
     ap.add_argument("--no-smoke", action="store_true", help="skip the 10-operation check per scenario")
     ap.add_argument("--keep", action="store_true", help="keep the work folder (logs, SIPp statistics)")
     args = ap.parse_args()
@@ -1041,4 +1089,9 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+    try:
+        sys.exit(main())
+    finally:
+        cleanup()
