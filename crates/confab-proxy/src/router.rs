@@ -1,11 +1,12 @@
 //! The routing steps of the request chain: [`DialogRouter`] and [`Router`].
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use confab_core::chain::{Addressed, Hop, Outcome, Reply, RequestContext, RequestHandler, Target};
-use confab_core::{Binding, FlowInfo, RegistrationStore, Timestamp, UserStore};
+use confab_core::{Binding, FlowInfo, RegistrationStore, StoreError, Timestamp, UserStore};
 use confab_sip::{Method, Uri};
 
 use crate::core::ALLOW;
@@ -19,6 +20,25 @@ pub trait FlowResolver: Send + Sync + fmt::Debug {
 
     /// Whether a next hop is a trusted peer (P-Asserted-Identity is kept toward it).
     fn is_trusted(&self, hop: &Hop) -> bool;
+}
+
+/// What a Request-URI with a `gr` parameter names (RFC 5627).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Gruu {
+    /// Not one of our GRUUs: route it as any Request-URI.
+    NotGruu,
+    /// A GRUU naming no live binding: 480.
+    Unknown,
+    /// Route to this binding only.
+    Binding(Box<Binding>),
+}
+
+/// Resolves GRUUs (the registrar knows their format and key); implemented by the runtime
+/// over the registrar, so this role does not depend on another role.
+#[async_trait]
+pub trait GruuResolver: Send + Sync + fmt::Debug {
+    /// Resolves `request_uri` at `now`.
+    async fn resolve(&self, request_uri: &str, now: Timestamp) -> Result<Gruu, StoreError>;
 }
 
 fn request_uri(ctx: &RequestContext) -> String {
@@ -71,7 +91,7 @@ impl RequestHandler for DialogRouter {
 /// | OPTIONS to the server | 200 with Allow, Accept, Supported |
 /// | other methods to the server | 405 with Allow |
 /// | a local user with bindings | forward to every binding (q-groups), over its flow |
-/// | a public GRUU (`;gr=`) | forward to that instance's bindings only |
+/// | a GRUU (`;gr`), public or temporary | forward to that binding only; 480 if it names none |
 /// | a local user without bindings | 480 |
 /// | an unknown local user | 404 |
 /// | a route set remains (pre-loaded route) from an authenticated or trusted sender | forward along it |
@@ -82,6 +102,7 @@ pub struct Router {
     registrations: Arc<dyn RegistrationStore>,
     users: Arc<dyn UserStore>,
     flows: Arc<dyn FlowResolver>,
+    gruu: Option<Arc<dyn GruuResolver>>,
 }
 
 impl fmt::Debug for Router {
@@ -103,17 +124,67 @@ impl Router {
             registrations,
             users,
             flows,
+            gruu: None,
         }
     }
 
+    /// Resolves GRUUs with `resolver` (without one, only public GRUUs are recognised, by
+    /// the instance in `gr`).
+    #[must_use]
+    pub fn with_gruu(mut self, resolver: Arc<dyn GruuResolver>) -> Router {
+        self.gruu = Some(resolver);
+        self
+    }
+
     fn target(&self, b: &Binding) -> Target {
-        let hop = self.flows.hop_for(&b.flow);
+        let hop = if uses_flow(b) {
+            self.flows.hop_for(&b.flow)
+        } else {
+            None
+        };
         Target {
             uri: b.contact.clone(),
             route: b.path.clone(),
             trusted: hop.as_ref().is_some_and(|h| self.flows.is_trusted(h)),
             hop,
             q: b.q.map_or(1000, |q| q.thousandths()),
+        }
+    }
+}
+
+/// Whether requests to a binding go over the flow its REGISTER came on rather than to its
+/// Contact: always for RFC 5626 outbound bindings and connection-oriented flows (a client
+/// cannot be reached by a new connection from us, and WebSocket clients never), and for a
+/// UDP binding whose Contact cannot be reached from here (a private or `.invalid` address,
+/// i.e. a client behind NAT that did not use outbound). A plain UDP Contact with a public
+/// or loopback address is used as registered (it may name another device than the one that
+/// sent the REGISTER).
+pub fn uses_flow(b: &Binding) -> bool {
+    if b.is_outbound() || b.flow.transport.is_connection() {
+        return true;
+    }
+    let Ok(Uri::Sip(u)) = Uri::parse(&b.contact) else {
+        return true;
+    };
+    match u.host.ip() {
+        Some(ip) => is_private(ip) && SocketAddr::new(ip, u.port.unwrap_or(5060)) != b.flow.source,
+        None => u
+            .host
+            .to_string()
+            .to_ascii_lowercase()
+            .ends_with(".invalid"),
+    }
+}
+
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(a) => {
+            let o = a.octets();
+            a.is_private() || a.is_link_local() || (o[0] == 100 && (o[1] & 0xc0) == 64)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments()[0];
+            (s & 0xfe00) == 0xfc00 || (s & 0xffc0) == 0xfe80
         }
     }
 }
@@ -151,6 +222,26 @@ impl RequestHandler for Router {
             Addressed::LocalUser(aor) => {
                 let aor = aor.clone();
                 let now = Timestamp(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX));
+                // A GRUU (RFC 5627 §5.5) reaches one binding only.
+                let gr = ctx
+                    .request
+                    .request_uri()
+                    .and_then(Result::ok)
+                    .and_then(|u| match u {
+                        Uri::Sip(s) => s.params.get("gr").map(|v| v.map(str::to_owned)),
+                        _ => None,
+                    });
+                if let (Some(_), Some(resolver)) = (&gr, &self.gruu) {
+                    match resolver.resolve(&request_uri(ctx), now).await {
+                        Ok(Gruu::Binding(b)) => return Outcome::Forward(vec![self.target(&b)]),
+                        Ok(Gruu::Unknown) => return Outcome::Respond(Reply::new(480)),
+                        Ok(Gruu::NotGruu) => {}
+                        Err(e) => {
+                            tracing::warn!(error = %e, "registration store unavailable");
+                            return unavailable();
+                        }
+                    }
+                }
                 let mut bindings = match self.registrations.lookup(&aor, now).await {
                     Ok(b) => b,
                     Err(e) => {
@@ -158,16 +249,7 @@ impl RequestHandler for Router {
                         return unavailable();
                     }
                 };
-                // A public GRUU (RFC 5627 §5.1) reaches one instance only.
-                let gr = ctx
-                    .request
-                    .request_uri()
-                    .and_then(Result::ok)
-                    .and_then(|u| match u {
-                        Uri::Sip(s) => s.params.get("gr").flatten().map(str::to_owned),
-                        _ => None,
-                    });
-                if let Some(gr) = gr {
+                if let (Some(Some(gr)), None) = (gr, &self.gruu) {
                     bindings.retain(|b| {
                         b.instance
                             .as_deref()

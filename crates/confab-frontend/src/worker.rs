@@ -1,0 +1,273 @@
+//! One worker: a proxy core (with its transaction layer), the requests it has in the chain
+//! or the registrar, its timers, and the sends it makes.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use confab_core::chain::{Hop, Outcome, Reply, RequestContext};
+use confab_proxy::{Proxy, ProxyEvent};
+use confab_sip::timer::Time;
+use confab_sip::transaction::TxId;
+use confab_transport::{Inbound, SendError, Target};
+use futures_util::StreamExt as _;
+use futures_util::stream::FuturesUnordered;
+use tokio::sync::mpsc;
+
+use crate::Shared;
+use crate::convert::{flow_info, source_of, target_of, token_of};
+
+/// What the dispatcher hands a worker.
+#[derive(Debug)]
+pub(crate) enum WorkerMsg {
+    /// A message from the network.
+    Inbound(Inbound),
+}
+
+/// A chain or registrar run that finished.
+enum Done {
+    Chain {
+        tx: TxId,
+        ctx: Box<RequestContext>,
+        outcome: Outcome,
+    },
+    Register {
+        tx: TxId,
+        response: confab_sip::Message,
+    },
+}
+
+type DoneFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
+
+pub(crate) struct Worker {
+    pub(crate) index: usize,
+    pub(crate) proxy: Proxy,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) inbox: mpsc::Receiver<WorkerMsg>,
+}
+
+fn wall_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Worker {
+    fn now(&self) -> Time {
+        Time::from_duration(self.shared.start.elapsed())
+    }
+
+    pub(crate) async fn run(mut self) {
+        let mut pending: FuturesUnordered<DoneFuture> = FuturesUnordered::new();
+        let (err_tx, mut err_rx) = mpsc::unbounded_channel::<TxId>();
+        let mut open = true;
+        loop {
+            let deadline = self
+                .proxy
+                .poll_timeout()
+                .map(|t| tokio::time::Instant::from_std(self.shared.start + t.as_duration()));
+            tokio::select! {
+                biased;
+                Some(done) = pending.next(), if !pending.is_empty() => {
+                    self.on_done(done, &mut pending);
+                }
+                Some(tx) = err_rx.recv() => {
+                    let now = self.now();
+                    self.proxy.handle_transport_error(now, tx);
+                }
+                msg = self.inbox.recv(), if open => match msg {
+                    Some(WorkerMsg::Inbound(inb)) => self.on_inbound(inb, &mut pending),
+                    None => open = false,
+                },
+                () = sleep_until(deadline) => {
+                    let now = self.now();
+                    self.proxy.handle_timeout(now);
+                }
+            }
+            self.flush(&err_tx).await;
+            let live = self.proxy.transactions() + pending.len();
+            self.shared.live[self.index].store(live, Ordering::Relaxed);
+            if !open && live == 0 {
+                break;
+            }
+            if self.shared.stopped.load(Ordering::Relaxed) {
+                break;
+            }
+        }
+        self.shared.live[self.index].store(0, Ordering::Relaxed);
+    }
+
+    fn on_inbound(&mut self, inb: Inbound, pending: &mut FuturesUnordered<DoneFuture>) {
+        let now = self.now();
+        let source = source_of(&inb);
+        if let Err(e) = self
+            .proxy
+            .handle_message(now, wall_ms(), inb.message, source)
+        {
+            tracing::debug!(error = %e, from = %inb.source, "unmatchable message dropped");
+        }
+        while let Some(ev) = self.proxy.poll_event() {
+            match ev {
+                ProxyEvent::Request { tx, ctx } => {
+                    if self.shared.draining.load(Ordering::Relaxed) {
+                        metrics::counter!("confab_sip_requests_refused_total", "reason" => "draining")
+                            .increment(1);
+                        let r = self.busy("Server shutting down");
+                        self.proxy
+                            .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
+                    } else if pending.len() >= self.shared.config.max_pending_per_worker {
+                        metrics::counter!("confab_sip_requests_refused_total", "reason" => "overload")
+                            .increment(1);
+                        let r = self.busy("Server overloaded");
+                        self.proxy
+                            .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
+                    } else {
+                        let chain = self.shared.chain.clone();
+                        pending.push(Box::pin(async move {
+                            let mut ctx = ctx;
+                            let outcome = chain.run(&mut ctx).await;
+                            Done::Chain { tx, ctx, outcome }
+                        }));
+                    }
+                }
+                other => tracing::debug!(?other, "proxy event ignored"),
+            }
+        }
+    }
+
+    fn busy(&self, reason: &str) -> Reply {
+        Reply::with_reason(503, reason).header(
+            "Retry-After",
+            self.shared.config.overload_retry_after_s.to_string(),
+        )
+    }
+
+    fn on_done(&mut self, done: Done, pending: &mut FuturesUnordered<DoneFuture>) {
+        let now = self.now();
+        match done {
+            Done::Chain {
+                tx,
+                ctx,
+                outcome: Outcome::Register,
+            } => {
+                let registrar = self.shared.registrar.clone();
+                let flow = flow_info(&ctx.source, &self.shared.node_id);
+                pending.push(Box::pin(async move {
+                    let response = crate::registrar::register(&registrar, &ctx, flow).await;
+                    Done::Register { tx, response }
+                }));
+            }
+            Done::Chain { tx, ctx, outcome } => {
+                self.proxy.handle_outcome(now, tx, *ctx, outcome);
+            }
+            Done::Register { tx, response } => {
+                self.proxy.send_response(now, tx, response);
+            }
+        }
+    }
+
+    /// Sends what the proxy produced. Sends over existing flows and UDP are awaited here
+    /// (they only wait for socket buffer space); a send that may open a connection runs in
+    /// its own task and reports failure back.
+    async fn flush(&mut self, err_tx: &mpsc::UnboundedSender<TxId>) {
+        while let Some(t) = self.proxy.poll_transmit() {
+            let is_response = t.data.starts_with(b"SIP/2.0 ");
+            let transport = &self.shared.transport;
+            match (&t.flow.flow, t.flow.transport.is_connection()) {
+                (Some(_), _) | (None, false) => {
+                    let target = target_of(&t.flow);
+                    match transport.send(&target, t.data.clone()).await {
+                        Ok(_) => {}
+                        Err(SendError::FlowGone(_)) if is_response => {
+                            // §18.2.2: the connection is gone; the Via says where to go.
+                            let transport = transport.clone();
+                            let data = t.data;
+                            let flow = t.flow.flow.map(token_of);
+                            tokio::spawn(async move {
+                                send_response_by_via(&transport, data, flow).await;
+                            });
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, hop = ?t.flow, "send failed");
+                            if let Some(tx) = t.tx {
+                                let now = self.now();
+                                self.proxy.handle_transport_error(now, tx);
+                            }
+                        }
+                    }
+                }
+                (None, true) => {
+                    let transport = transport.clone();
+                    let err_tx = err_tx.clone();
+                    let hop: Hop = t.flow;
+                    let data = t.data;
+                    let tx = t.tx;
+                    tokio::spawn(async move {
+                        if let Err(e) = transport.send(&target_of(&hop), data).await {
+                            tracing::debug!(error = %e, ?hop, "send failed");
+                            if let Some(tx) = tx {
+                                let _ = err_tx.send(tx);
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    }
+}
+
+async fn send_response_by_via(
+    transport: &confab_transport::TransportHandle,
+    data: Bytes,
+    flow: Option<confab_transport::FlowToken>,
+) {
+    let Ok(msg) = confab_sip::parse_datagram(data, &confab_sip::Limits::UNLIMITED) else {
+        return;
+    };
+    let r = match flow {
+        Some(f) => transport.send_response(&msg, f).await,
+        None => match confab_proxy::response_hop(&msg) {
+            Some(h) => transport.send(&target_of(&h), msg.to_bytes()).await,
+            None => return,
+        },
+    };
+    if let Err(e) = r {
+        tracing::debug!(error = %e, "response could not be delivered");
+    }
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Used by the dispatcher: a stateless 503 for a request a full worker cannot take.
+pub(crate) async fn reject_overloaded(shared: &Shared, inb: &Inbound) {
+    let msg = &inb.message;
+    if !msg.is_request() || msg.method() == Some(&confab_sip::Method::Ack) {
+        return;
+    }
+    let tag = format!("{:016x}", rand::random::<u64>());
+    let Ok(b) = confab_sip::ResponseBuilder::reply_to(msg, 503) else {
+        return;
+    };
+    let Ok(resp) = b
+        .reason("Server overloaded")
+        .to_tag(&tag)
+        .header(
+            confab_sip::HeaderName::RetryAfter,
+            &shared.config.overload_retry_after_s.to_string(),
+        )
+        .build()
+    else {
+        return;
+    };
+    let _ = shared
+        .transport
+        .send(&Target::Flow(inb.flow), resp.to_bytes())
+        .await;
+}
