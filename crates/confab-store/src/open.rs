@@ -40,6 +40,8 @@ pub(crate) struct Inner {
     pub(crate) read: SqlitePool,
     pub(crate) writer: Writer,
     pub(crate) restores: watch::Sender<u64>,
+    /// In-memory mirror of the `bindings` table (`registrations.rs`).
+    pub(crate) bindings: crate::registrations::BindingCache,
     #[cfg(test)]
     pub(crate) fail_commits: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -208,6 +210,7 @@ impl SqliteStore {
                 read,
                 writer,
                 restores,
+                bindings: Default::default(),
                 #[cfg(test)]
                 fail_commits,
             }),

@@ -1,17 +1,30 @@
-//! [`RegistrationStore`] on SQLite.
+//! [`RegistrationStore`] on SQLite, with an in-memory mirror for routing lookups.
 //!
-//! Read-through: nothing of a binding is kept in memory by this crate. Routing lookups read
-//! the `bindings_by_aor` index through the read pool, so the memory a binding costs is the
-//! share of SQLite's page cache it occupies (bounded by the cache size, not by the number
-//! of bindings). Writes go through the group-commit writer: the registrar's plan runs
-//! inside the batch transaction on the writer connection, between reading the AOR's rows
-//! and writing the new set, so two REGISTERs for one AOR never interleave, and the caller
-//! hears the outcome only after the commit.
+//! **Writes** go through the group-commit writer: the registrar's plan runs inside the batch
+//! transaction on the writer connection, between reading the AOR's rows and writing the new
+//! set, so two REGISTERs for one AOR never interleave, and the caller hears the outcome only
+//! after the commit. Old and new bindings are paired by (registered_at, contact) — the
+//! registrar keeps `registered_at` of a refreshed binding — so a refresh is one `UPDATE`,
+//! an unchanged binding is not written, a removed one is a `DELETE`, a new one an `INSERT`.
 //!
-//! Write strategy for one update: old and new bindings are paired by (registered_at,
-//! contact) — the registrar keeps `registered_at` of a refreshed binding — so a refresh is
-//! one `UPDATE` of the row, an unchanged binding is not written at all, a removed one is a
-//! `DELETE` and a new one an `INSERT`.
+//! **Lookups** ([`RegistrationStore::lookup`], the proxy's hot path) read a mirror of the
+//! `bindings` table kept in memory: one map entry per AOR holding its bindings encoded in
+//! one compact byte string (about 300 bytes for a typical binding, plus about 90 for the map
+//! slot and key), decoded on lookup. A lookup through sqlx costs about 80 µs of CPU; the
+//! mirror a few µs. Everything else (temp-GRUU lookups, listings, counts) reads SQLite.
+//!
+//! Mirror consistency: the mirror is loaded by an exclusive writer job (no write can run
+//! concurrently) on first use and after a restore, and every write job updates it in
+//! writer order, right after its SQL succeeded. A write whose batch then fails to commit
+//! invalidates the mirror (reloaded on next use); until then lookups may see that
+//! uncommitted binding, which is harmless for routing (the client got a 500 and will retry)
+//! and never makes a REGISTER look saved. Only this process writes bindings (the CLI only
+//! reads them), so the mirror cannot miss another writer; a PostgreSQL pool store will need
+//! change notifications instead.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use confab_core::{
@@ -22,6 +35,7 @@ use sqlx::SqliteConnection;
 
 use crate::SqliteStore;
 use crate::error::{unavailable, unique_violation};
+use crate::open::Inner;
 
 macro_rules! columns {
     () => {
@@ -143,6 +157,21 @@ fn validate(b: &Binding, aor: &Address) -> Result<(), StoreError> {
     if b.reg_id.is_some() && b.instance.is_none() {
         return invalid("reg_id", "reg-id without +sip.instance");
     }
+    let long = [
+        ("contact", b.contact.len()),
+        ("params", b.params.len()),
+        ("call_id", b.call_id.len()),
+        ("instance", b.instance.as_ref().map_or(0, String::len)),
+        ("flow", b.flow.token.len()),
+        ("node", b.flow.node.len()),
+        ("path", b.path.iter().map(|p| p.len() + 1).sum()),
+        ("user_agent", b.user_agent.as_ref().map_or(0, String::len)),
+    ]
+    .into_iter()
+    .find(|(_, len)| *len > usize::from(u16::MAX));
+    if let Some((field, _)) = long {
+        return invalid(field, "longer than 65535 bytes");
+    }
     Ok(())
 }
 
@@ -230,6 +259,7 @@ async fn update(
     conn: &mut SqliteConnection,
     aor: Address,
     plan: BindingPlan,
+    inner: Arc<Inner>,
 ) -> Result<UpdateOutcome, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "SELECT ",
@@ -278,6 +308,7 @@ async fn update(
     for b in new_rows {
         insert(conn, b).await?;
     }
+    inner.bindings.set(&aor, &after);
     Ok(UpdateOutcome::Applied(BindingsUpdate { before, after }))
 }
 
@@ -285,6 +316,7 @@ async fn remove_expired(
     conn: &mut SqliteConnection,
     now: Timestamp,
     limit: u32,
+    inner: Arc<Inner>,
 ) -> Result<Vec<Binding>, StoreError> {
     let rows: Vec<Row> = sqlx::query_as(concat!(
         "DELETE FROM bindings WHERE id IN (SELECT id FROM bindings WHERE expires_at <= ? \
@@ -296,7 +328,9 @@ async fn remove_expired(
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
-    rows_to_bindings(rows)
+    let removed = rows_to_bindings(rows)?;
+    inner.bindings.remove(&removed);
+    Ok(removed)
 }
 
 async fn remove_flow(
@@ -304,6 +338,7 @@ async fn remove_flow(
     node: String,
     token: String,
     outbound_only: bool,
+    inner: Arc<Inner>,
 ) -> Result<Vec<Binding>, StoreError> {
     let sql = if outbound_only {
         concat!(
@@ -322,7 +357,9 @@ async fn remove_flow(
         .fetch_all(&mut *conn)
         .await
         .map_err(unavailable)?;
-    rows_to_bindings(rows)
+    let removed = rows_to_bindings(rows)?;
+    inner.bindings.remove(&removed);
+    Ok(removed)
 }
 
 /// Cursor text: `aor` LF `registered_at` LF `id` of the last binding of the previous page.
@@ -348,21 +385,74 @@ fn parse_cursor(c: &Cursor) -> Result<(String, i64, i64), StoreError> {
     ))
 }
 
-#[async_trait]
-impl RegistrationStore for SqliteStore {
-    async fn update_bindings(
-        &self,
-        aor: &Address,
-        plan: BindingPlan,
-    ) -> Result<UpdateOutcome, StoreError> {
-        let aor = aor.clone();
+impl SqliteStore {
+    /// Runs a binding write job; a failure that may follow a mirror update (the commit
+    /// failed) invalidates the mirror.
+    async fn binding_write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+                Arc<Inner>,
+            ) -> crate::writer::BoxFut<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let inner = self.inner.clone();
+        let result = self.inner.writer.write(move |conn| f(conn, inner)).await;
+        if matches!(result, Err(StoreError::Unavailable { .. })) {
+            self.inner.bindings.invalidate();
+        }
+        result
+    }
+
+    /// Loads the mirror unless it is loaded at `generation`.
+    async fn ensure_mirror(&self, generation: u64) -> Result<(), StoreError> {
+        let _one_load = self.inner.bindings.load.lock().await;
+        if self
+            .inner
+            .bindings
+            .read()
+            .as_ref()
+            .is_some_and(|m| m.generation == generation)
+        {
+            return Ok(());
+        }
+        let inner = self.inner.clone();
         self.inner
             .writer
-            .write(move |conn| Box::pin(update(conn, aor, plan)))
+            .exclusive(move |conn| Box::pin(load_mirror(conn, inner, generation)))
             .await
     }
 
-    async fn lookup(&self, aor: &Address, now: Timestamp) -> Result<Vec<Binding>, StoreError> {
+    /// The AOR's live bindings from the mirror, loading it first if needed.
+    async fn mirror_lookup(
+        &self,
+        aor: &Address,
+        now: Timestamp,
+    ) -> Result<Vec<Binding>, StoreError> {
+        let generation = *self.inner.restores.borrow();
+        for _ in 0..3 {
+            {
+                let g = self.inner.bindings.read();
+                if let Some(m) = g.as_ref().filter(|m| m.generation == generation) {
+                    return match m.map.get(aor.as_str()) {
+                        None => Ok(Vec::new()),
+                        Some(data) => decode(aor, data, Some(now)),
+                    };
+                }
+            }
+            self.ensure_mirror(generation).await?;
+        }
+        // Invalidated three times in a row by failing commits: read the table.
+        self.lookup_in_db(aor, now).await
+    }
+
+    async fn lookup_in_db(
+        &self,
+        aor: &Address,
+        now: Timestamp,
+    ) -> Result<Vec<Binding>, StoreError> {
         let rows: Vec<Row> = sqlx::query_as(concat!(
             "SELECT ",
             columns!(),
@@ -374,6 +464,23 @@ impl RegistrationStore for SqliteStore {
         .await
         .map_err(unavailable)?;
         rows_to_bindings(rows)
+    }
+}
+
+#[async_trait]
+impl RegistrationStore for SqliteStore {
+    async fn update_bindings(
+        &self,
+        aor: &Address,
+        plan: BindingPlan,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let aor = aor.clone();
+        self.binding_write(move |conn, inner| Box::pin(update(conn, aor, plan, inner)))
+            .await
+    }
+
+    async fn lookup(&self, aor: &Address, now: Timestamp) -> Result<Vec<Binding>, StoreError> {
+        self.mirror_lookup(aor, now).await
     }
 
     async fn lookup_temp_gruu(
@@ -443,9 +550,7 @@ impl RegistrationStore for SqliteStore {
     }
 
     async fn remove_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Binding>, StoreError> {
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(remove_expired(conn, now, limit)))
+        self.binding_write(move |conn, inner| Box::pin(remove_expired(conn, now, limit, inner)))
             .await
     }
 
@@ -456,10 +561,10 @@ impl RegistrationStore for SqliteStore {
         outbound_only: bool,
     ) -> Result<Vec<Binding>, StoreError> {
         let (node, token) = (node.to_owned(), token.to_owned());
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(remove_flow(conn, node, token, outbound_only)))
-            .await
+        self.binding_write(move |conn, inner| {
+            Box::pin(remove_flow(conn, node, token, outbound_only, inner))
+        })
+        .await
     }
 
     async fn count_bindings(&self) -> Result<u64, StoreError> {
@@ -469,6 +574,358 @@ impl RegistrationStore for SqliteStore {
             .map_err(unavailable)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+// ---- the in-memory mirror ------------------------------------------------------------------
+
+/// Rows read per query while loading the mirror (keeps the load's memory bounded).
+const LOAD_CHUNK: i64 = 2000;
+
+/// The in-memory mirror of the `bindings` table (see the module docs). Lives in the store's
+/// shared state; `None` until loaded and after an invalidation.
+#[derive(Debug, Default)]
+pub(crate) struct BindingCache {
+    mirror: RwLock<Option<Mirror>>,
+    /// Serialises loads.
+    load: tokio::sync::Mutex<()>,
+}
+
+#[derive(Debug)]
+struct Mirror {
+    /// The restore generation the mirror was loaded at.
+    generation: u64,
+    /// AOR (`user@domain`) to its bindings, [`encode`]d, in registration order.
+    map: HashMap<Box<str>, Box<[u8]>>,
+}
+
+impl BindingCache {
+    fn read(&self) -> RwLockReadGuard<'_, Option<Mirror>> {
+        self.mirror.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Option<Mirror>> {
+        self.mirror.write().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Forgets the mirror; the next lookup reloads it.
+    fn invalidate(&self) {
+        *self.write() = None;
+    }
+
+    /// Sets the AOR's bindings (called inside a writer job, in writer order).
+    fn set(&self, aor: &Address, set: &[Binding]) {
+        let mut g = self.write();
+        let Some(m) = g.as_mut() else { return };
+        if set.is_empty() {
+            m.map.remove(aor.as_str());
+        } else {
+            let mut data = Vec::new();
+            encode(set, &mut data);
+            m.map.insert(aor.as_str().into(), data.into_boxed_slice());
+        }
+    }
+
+    /// Drops `removed` bindings from their AORs' entries (inside a writer job).
+    fn remove(&self, removed: &[Binding]) {
+        let mut g = self.write();
+        let Some(m) = g.as_mut() else { return };
+        let mut aors: Vec<&Address> = removed.iter().map(|b| &b.aor).collect();
+        aors.sort();
+        aors.dedup();
+        for aor in aors {
+            let Some(data) = m.map.get(aor.as_str()) else {
+                continue;
+            };
+            let Ok(mut set) = decode(aor, data, None) else {
+                // Cannot happen (we encoded it); be safe and reload.
+                *g = None;
+                return;
+            };
+            set.retain(|b| !removed.contains(b));
+            if set.is_empty() {
+                m.map.remove(aor.as_str());
+            } else {
+                let mut out = Vec::new();
+                encode(&set, &mut out);
+                m.map.insert(aor.as_str().into(), out.into_boxed_slice());
+            }
+        }
+    }
+
+    /// Number of AORs and encoded bytes held (for tests and metrics).
+    #[cfg(test)]
+    fn stats(&self) -> Option<(usize, usize)> {
+        self.read()
+            .as_ref()
+            .map(|m| (m.map.len(), m.map.values().map(|v| v.len()).sum()))
+    }
+}
+
+/// Loads the whole table into a new mirror, on the writer connection (an exclusive job, so
+/// no write runs meanwhile).
+async fn load_mirror(
+    conn: &mut SqliteConnection,
+    inner: Arc<Inner>,
+    generation: u64,
+) -> Result<(), StoreError> {
+    let mut map: HashMap<Box<str>, Box<[u8]>> = HashMap::new();
+    let mut after: Option<(String, i64, i64)> = None;
+    let mut current: Option<(Address, Vec<Binding>)> = None;
+    let mut data = Vec::new();
+    let mut flush = |cur: Option<(Address, Vec<Binding>)>, data: &mut Vec<u8>| {
+        if let Some((aor, set)) = cur {
+            data.clear();
+            encode(&set, data);
+            map.insert(aor.as_str().into(), data.as_slice().into());
+        }
+    };
+    loop {
+        let rows: Vec<Row> = match &after {
+            None => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM bindings ORDER BY aor, registered_at, id LIMIT ?"
+                ))
+                .bind(LOAD_CHUNK)
+                .fetch_all(&mut *conn)
+                .await
+            }
+            Some((aor, at, id)) => {
+                sqlx::query_as(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM bindings WHERE (aor, registered_at, id) > (?, ?, ?) \
+                 ORDER BY aor, registered_at, id LIMIT ?"
+                ))
+                .bind(aor.as_str())
+                .bind(at)
+                .bind(id)
+                .bind(LOAD_CHUNK)
+                .fetch_all(&mut *conn)
+                .await
+            }
+        }
+        .map_err(unavailable)?;
+        let done = (rows.len() as i64) < LOAD_CHUNK;
+        for row in rows {
+            let (id, b) = row.into_binding()?;
+            after = Some((b.aor.to_string(), b.registered_at.as_millis(), id));
+            match &mut current {
+                Some((aor, set)) if *aor == b.aor => set.push(b),
+                _ => {
+                    let next = Some((b.aor.clone(), vec![b]));
+                    flush(std::mem::replace(&mut current, next), &mut data);
+                }
+            }
+        }
+        if done {
+            break;
+        }
+    }
+    flush(current, &mut data);
+    map.shrink_to_fit();
+    *inner.bindings.write() = Some(Mirror { generation, map });
+    Ok(())
+}
+
+// ---- compact encoding of an AOR's bindings --------------------------------------------------
+//
+// Per binding: flags u8 | expires_at i64 | registered_at i64 | updated_at i64 | cseq u32 |
+// [q u16] | [reg_id u32] | [temp-GRUU id u64, issued u32] | transport u8 | source (4 or 16
+// address bytes, port u16) | strings, each u16 length + bytes: contact, params, call_id,
+// [instance], flow token, node, path (values joined by LF, empty for none), [user agent].
+// Integers little-endian. `validate` guarantees every string fits a u16 length.
+
+const F_Q: u8 = 1;
+const F_INSTANCE: u8 = 2;
+const F_REG_ID: u8 = 4;
+const F_UA: u8 = 8;
+const F_GRUU: u8 = 16;
+const F_V6: u8 = 32;
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u16).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+fn encode(set: &[Binding], out: &mut Vec<u8>) {
+    for b in set {
+        let mut flags = 0;
+        if b.q.is_some() {
+            flags |= F_Q;
+        }
+        if b.instance.is_some() {
+            flags |= F_INSTANCE;
+        }
+        if b.reg_id.is_some() {
+            flags |= F_REG_ID;
+        }
+        if b.user_agent.is_some() {
+            flags |= F_UA;
+        }
+        if b.temp_gruu.is_some() {
+            flags |= F_GRUU;
+        }
+        if b.flow.source.is_ipv6() {
+            flags |= F_V6;
+        }
+        out.push(flags);
+        out.extend_from_slice(&b.expires_at.as_millis().to_le_bytes());
+        out.extend_from_slice(&b.registered_at.as_millis().to_le_bytes());
+        out.extend_from_slice(&b.updated_at.as_millis().to_le_bytes());
+        out.extend_from_slice(&b.cseq.to_le_bytes());
+        if let Some(q) = b.q {
+            out.extend_from_slice(&q.thousandths().to_le_bytes());
+        }
+        if let Some(r) = b.reg_id {
+            out.extend_from_slice(&r.to_le_bytes());
+        }
+        if let Some(t) = b.temp_gruu {
+            out.extend_from_slice(&t.id.to_le_bytes());
+            out.extend_from_slice(&t.issued.to_le_bytes());
+        }
+        out.push(
+            SipTransport::ALL
+                .iter()
+                .position(|t| *t == b.flow.transport)
+                .unwrap_or(0) as u8,
+        );
+        match b.flow.source.ip() {
+            IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+            IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+        }
+        out.extend_from_slice(&b.flow.source.port().to_le_bytes());
+        put_str(out, &b.contact);
+        put_str(out, &b.params);
+        put_str(out, &b.call_id);
+        if let Some(i) = &b.instance {
+            put_str(out, i);
+        }
+        put_str(out, &b.flow.token);
+        put_str(out, &b.flow.node);
+        put_str(out, &b.path.join("\n"));
+        if let Some(ua) = &b.user_agent {
+            put_str(out, ua);
+        }
+    }
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StoreError> {
+        if self.data.len() < n {
+            return Err(corrupt("binding cache", "truncated entry"));
+        }
+        let (head, rest) = self.data.split_at(n);
+        self.data = rest;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], StoreError> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+
+    fn string(&mut self) -> Result<String, StoreError> {
+        let len = u16::from_le_bytes(self.array()?) as usize;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| corrupt("binding cache", "not UTF-8"))
+    }
+}
+
+/// Decodes an AOR's entry; with `now`, only bindings not expired at `now`.
+fn decode(aor: &Address, data: &[u8], now: Option<Timestamp>) -> Result<Vec<Binding>, StoreError> {
+    let mut r = Reader { data };
+    let mut out = Vec::new();
+    while !r.data.is_empty() {
+        let [flags] = r.array()?;
+        let expires_at = Timestamp(i64::from_le_bytes(r.array()?));
+        let registered_at = Timestamp(i64::from_le_bytes(r.array()?));
+        let updated_at = Timestamp(i64::from_le_bytes(r.array()?));
+        let cseq = u32::from_le_bytes(r.array()?);
+        let q = if flags & F_Q != 0 {
+            Some(
+                QValue::from_thousandths(u16::from_le_bytes(r.array()?))
+                    .ok_or_else(|| corrupt("binding cache", "q out of range"))?,
+            )
+        } else {
+            None
+        };
+        let reg_id = if flags & F_REG_ID != 0 {
+            Some(u32::from_le_bytes(r.array()?))
+        } else {
+            None
+        };
+        let temp_gruu = if flags & F_GRUU != 0 {
+            Some(TempGruuState {
+                id: u64::from_le_bytes(r.array()?),
+                issued: u32::from_le_bytes(r.array()?),
+            })
+        } else {
+            None
+        };
+        let [t] = r.array()?;
+        let transport = *SipTransport::ALL
+            .get(t as usize)
+            .ok_or_else(|| corrupt("binding cache", "transport"))?;
+        let ip = if flags & F_V6 != 0 {
+            IpAddr::V6(Ipv6Addr::from(r.array::<16>()?))
+        } else {
+            IpAddr::V4(Ipv4Addr::from(r.array::<4>()?))
+        };
+        let port = u16::from_le_bytes(r.array()?);
+        let contact = r.string()?;
+        let params = r.string()?;
+        let call_id = r.string()?;
+        let instance = if flags & F_INSTANCE != 0 {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        let token = r.string()?;
+        let node = r.string()?;
+        let path = r.string()?;
+        let user_agent = if flags & F_UA != 0 {
+            Some(r.string()?)
+        } else {
+            None
+        };
+        if now.is_some_and(|now| expires_at <= now) {
+            continue;
+        }
+        out.push(Binding {
+            aor: aor.clone(),
+            contact,
+            params,
+            q,
+            expires_at,
+            call_id,
+            cseq,
+            instance,
+            reg_id,
+            flow: FlowInfo {
+                token,
+                transport,
+                source: SocketAddr::new(ip, port),
+                node,
+            },
+            path: if path.is_empty() {
+                Vec::new()
+            } else {
+                path.split('\n').map(str::to_owned).collect()
+            },
+            user_agent,
+            registered_at,
+            updated_at,
+            temp_gruu,
+        });
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -817,6 +1274,117 @@ mod tests {
         }
         assert_eq!(swept, 5);
         assert_eq!(store.count_bindings().await.unwrap(), 0);
+    }
+
+    /// The mirror answers exactly what the table holds, after every kind of write.
+    #[tokio::test]
+    async fn mirror_matches_the_table_after_every_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        #[track_caller]
+        fn same(a: Vec<Binding>, b: Vec<Binding>) {
+            assert_eq!(a, b);
+        }
+        async fn compare(store: &SqliteStore, now: i64) {
+            for n in 0..6 {
+                let a = aor(&format!("m{n}@example.com"));
+                let mirror = store.lookup(&a, Timestamp(now)).await.unwrap();
+                let table = store.lookup_in_db(&a, Timestamp(now)).await.unwrap();
+                same(mirror, table);
+            }
+        }
+        // Load the (empty) mirror first, so later writes update it in place.
+        compare(&store, 0).await;
+        for n in 0..6i64 {
+            let a = format!("m{n}@example.com");
+            let set: Vec<Binding> = (0..3i64)
+                .map(|i| {
+                    let mut b = full(&a);
+                    b.contact = format!("sip:m{n}@10.2.{n}.{i}");
+                    b.registered_at = Timestamp(i);
+                    b.expires_at = Timestamp(1000 * (i + 1));
+                    b.flow.token = format!("f{i}");
+                    b.temp_gruu = Some(TempGruuState {
+                        id: (n * 10 + i) as u64,
+                        issued: 1,
+                    });
+                    if i == 2 {
+                        b.instance = None;
+                        b.reg_id = None;
+                        b.user_agent = None;
+                        b.q = None;
+                        b.path.clear();
+                        b.flow.source = "192.0.2.1:5060".parse().unwrap();
+                    }
+                    b
+                })
+                .collect();
+            applied(&store, &a, put(set)).await;
+        }
+        compare(&store, 0).await;
+        assert_eq!(store.inner.bindings.stats().map(|s| s.0), Some(6));
+        // Refresh one binding of m0, drop another.
+        applied(
+            &store,
+            "m0@example.com",
+            Box::new(|cur: &[Binding]| {
+                let mut v = cur.to_vec();
+                v[0].expires_at = Timestamp(9000);
+                v.remove(1);
+                Ok(v)
+            }),
+        )
+        .await;
+        compare(&store, 0).await;
+        store.remove_flow("fe-2", "f0", true).await.unwrap();
+        compare(&store, 0).await;
+        store.remove_expired(Timestamp(2000), 4).await.unwrap();
+        compare(&store, 0).await;
+        compare(&store, 2500).await;
+        applied(&store, "m5@example.com", put(vec![])).await;
+        compare(&store, 0).await;
+        assert_eq!(store.inner.bindings.stats().map(|s| s.0), Some(5));
+    }
+
+    #[tokio::test]
+    async fn mirror_forgets_uncommitted_writes_and_follows_restores() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = "h@example.com";
+        let one = binding(a, "sip:h@192.0.2.1", 1, 10_000);
+        applied(&store, a, put(vec![one.clone()])).await;
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![one.clone()]
+        );
+
+        // The write reaches the mirror, then its commit fails: the mirror is dropped and
+        // reloaded from the table.
+        store.fail_next_commits(1);
+        let r = store
+            .update_bindings(&aor(a), put(vec![binding(a, "sip:h@192.0.2.2", 2, 10_000)]))
+            .await;
+        assert!(r.is_err());
+        assert!(store.inner.bindings.stats().is_none(), "invalidated");
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![one.clone()]
+        );
+
+        // A restore replaces the table under the mirror; lookups follow it.
+        let backup = dir.path().join("b.db");
+        store.backup(&backup).await.unwrap();
+        let two = binding(a, "sip:h@192.0.2.3", 3, 10_000);
+        applied(&store, a, put(vec![two.clone()])).await;
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![two]
+        );
+        store.restore(&backup).await.unwrap();
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![one]
+        );
     }
 
     #[tokio::test]
