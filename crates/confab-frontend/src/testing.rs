@@ -15,6 +15,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use confab_core::chain::RequestHandler;
 use confab_core::{Address, Ha1Set, NewUser, RegistrationStore, UserStore};
 use confab_registrar::{Registrar, RegistrarConfig};
 use confab_store::{SqliteStore, StoreConfig};
@@ -25,7 +26,6 @@ use confab_transport::{
 use crate::{FrontendBuilder, FrontendHandle, FrontendSettings, Stores};
 
 /// Builder of a [`TestServer`].
-#[derive(Debug)]
 pub struct TestServerBuilder {
     domains: Vec<String>,
     users: Vec<(String, String)>,
@@ -33,9 +33,28 @@ pub struct TestServerBuilder {
     tls: Option<TlsConfig>,
     settings: Option<FrontendSettings>,
     registrar: RegistrarConfig,
+    extra: Vec<(String, Arc<dyn RequestHandler>)>,
+}
+
+impl std::fmt::Debug for TestServerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestServerBuilder")
+            .field("domains", &self.domains)
+            .field("users", &self.users.len())
+            .field("listen", &self.listen)
+            .finish_non_exhaustive()
+    }
 }
 
 impl TestServerBuilder {
+    /// Inserts a chain step before the step named `before` (see
+    /// [`FrontendBuilder::handler_before`]).
+    #[must_use]
+    pub fn handler_before(mut self, before: &str, handler: Arc<dyn RequestHandler>) -> Self {
+        self.extra.push((before.to_owned(), handler));
+        self
+    }
+
     /// Adds a user with a password (HA1s computed for realm = the address's domain).
     #[must_use]
     pub fn user(mut self, address: &str, password: &str) -> Self {
@@ -152,7 +171,11 @@ impl TestServerBuilder {
             users: store.clone(),
             registrations,
         };
-        let frontend = FrontendBuilder::new(settings, stores, registrar)
+        let mut builder = FrontendBuilder::new(settings, stores, registrar);
+        for (before, h) in self.extra {
+            builder = builder.handler_before(&before, h);
+        }
+        let frontend = builder
             .start(transport.clone(), events)
             .expect("front end starts");
         TestServer {
@@ -189,6 +212,7 @@ impl TestServer {
             tls: None,
             settings: None,
             registrar: RegistrarConfig::default(),
+            extra: Vec::new(),
         }
     }
 
