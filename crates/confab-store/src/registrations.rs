@@ -18,12 +18,15 @@
 //! writer order, right after its SQL succeeded. A write whose batch then fails to commit
 //! invalidates the mirror (reloaded on next use); until then lookups may see that
 //! uncommitted binding, which is harmless for routing (the client got a 500 and will retry)
-//! and never makes a REGISTER look saved. Only this process writes bindings (the CLI only
-//! reads them), so the mirror cannot miss another writer; a PostgreSQL pool store will need
-//! change notifications instead.
+//! and never makes a REGISTER look saved. Other processes do not write bindings (the CLI
+//! only reads them) except `confab restore` beside a running server: every 2 s a tiny
+//! writer job compares the writer connection's `PRAGMA data_version` (which only other
+//! connections' commits change) with its value at load time and drops the mirror when it
+//! moved. A PostgreSQL pool store will need change notifications instead.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
@@ -422,6 +425,20 @@ impl SqliteStore {
         self.inner
             .writer
             .exclusive(move |conn| Box::pin(load_mirror(conn, inner, generation)))
+            .await?;
+        if !self.inner.bindings.watching.swap(true, Ordering::SeqCst) {
+            tokio::spawn(watch_foreign_writes(Arc::downgrade(&self.inner)));
+        }
+        Ok(())
+    }
+
+    /// Checks now for other processes' writes (what the watch task does periodically).
+    #[cfg(test)]
+    async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
+        let inner = self.inner.clone();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(check_foreign_writes(conn, inner)))
             .await
     }
 
@@ -588,12 +605,17 @@ pub(crate) struct BindingCache {
     mirror: RwLock<Option<Mirror>>,
     /// Serialises loads.
     load: tokio::sync::Mutex<()>,
+    /// Whether the task watching for other processes' writes runs.
+    watching: AtomicBool,
 }
 
 #[derive(Debug)]
 struct Mirror {
     /// The restore generation the mirror was loaded at.
     generation: u64,
+    /// `PRAGMA data_version` of the writer connection when loaded: it changes only when
+    /// another connection — another process, e.g. `confab restore` — commits.
+    data_version: i64,
     /// AOR (`user@domain`) to its bindings, [`encode`]d, in registration order.
     map: HashMap<Box<str>, Box<[u8]>>,
 }
@@ -725,8 +747,57 @@ async fn load_mirror(
     }
     flush(current, &mut data);
     map.shrink_to_fit();
-    *inner.bindings.write() = Some(Mirror { generation, map });
+    let data_version = data_version(conn).await?;
+    *inner.bindings.write() = Some(Mirror {
+        generation,
+        data_version,
+        map,
+    });
     Ok(())
+}
+
+async fn data_version(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
+    sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(unavailable)
+}
+
+/// A writer job: drops the mirror when another connection committed since it was loaded
+/// (another process wrote the database: a restore, a second server by mistake).
+async fn check_foreign_writes(
+    conn: &mut SqliteConnection,
+    inner: Arc<Inner>,
+) -> Result<(), StoreError> {
+    let now = data_version(conn).await?;
+    let mut g = inner.bindings.write();
+    if g.as_ref().is_some_and(|m| m.data_version != now) {
+        tracing::info!("bindings table changed by another process; reloading the mirror");
+        *g = None;
+    }
+    Ok(())
+}
+
+/// How often the mirror checks for other processes' writes.
+const FOREIGN_WRITE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Runs [`check_foreign_writes`] every [`FOREIGN_WRITE_CHECK`] until the store is closed or
+/// dropped.
+async fn watch_foreign_writes(inner: std::sync::Weak<Inner>) {
+    loop {
+        tokio::time::sleep(FOREIGN_WRITE_CHECK).await;
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let job = strong.clone();
+        let r = strong
+            .writer
+            .write(move |conn| Box::pin(check_foreign_writes(conn, job)))
+            .await;
+        if r.is_err() {
+            return; // closed
+        }
+    }
 }
 
 // ---- compact encoding of an AOR's bindings --------------------------------------------------
@@ -1383,8 +1454,34 @@ mod tests {
         store.restore(&backup).await.unwrap();
         assert_eq!(
             store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
-            vec![one]
+            vec![one.clone()]
         );
+
+        // Another process (here: a second store on the same file) writes: the mirror
+        // notices at its next check.
+        let other = open(&dir).await;
+        let three = binding(a, "sip:h@192.0.2.4", 4, 10_000);
+        applied(&other, a, put(vec![three.clone()])).await;
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![one],
+            "stale until checked"
+        );
+        store.check_foreign_writes_now().await.unwrap();
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![three]
+        );
+        // Its own writes do not count as foreign.
+        applied(
+            &store,
+            a,
+            put(vec![binding(a, "sip:h@192.0.2.5", 5, 10_000)]),
+        )
+        .await;
+        store.check_foreign_writes_now().await.unwrap();
+        assert!(store.inner.bindings.stats().is_some());
+        other.close().await;
     }
 
     #[tokio::test]
