@@ -152,17 +152,20 @@ fn action_from(row: ActionRow) -> Result<ClientAction, StoreError> {
     })
 }
 
+/// product, version, then the action columns.
+type RuleRow = (
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
 async fn read_rules(conn: &mut SqliteConnection) -> Result<Vec<ClientVersionRule>, StoreError> {
-    let rows: Vec<(
-        String,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<String>,
-    )> = sqlx::query_as(
+    let rows: Vec<RuleRow> = sqlx::query_as(
         "SELECT product, version, action, reason, url, message \
-             FROM client_version_rules ORDER BY position",
+         FROM client_version_rules ORDER BY position",
     )
     .fetch_all(&mut *conn)
     .await
