@@ -7,7 +7,10 @@ use confab_core::policy::{
 };
 use confab_sip::{Message, Method};
 
-use crate::useragent::products;
+use crate::useragent::{Product, products};
+
+/// Products of one User-Agent that rules look at (real headers have one to four).
+const MAX_PRODUCTS: usize = 16;
 
 /// Which part of the policy decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,8 +77,9 @@ struct Rule {
 /// (also for requests without a User-Agent). A rule matches when the User-Agent has a
 /// product whose name matches the rule's [`ProductPattern`] and the **first** such product's
 /// version satisfies the rule's [`VersionSpec`] (so `Linphone* < 5.0` looks at
-/// `Linphone-Desktop/5.2.1`, not at a later `LinphoneCore/4.0` of the same header). How
-/// products and versions are read: [`crate::useragent`].
+/// `Linphone-Desktop/5.2.1`, not at a later `LinphoneCore/4.0` of the same header). Only
+/// the first 16 products of a header are looked at. How products and versions are read:
+/// [`crate::useragent`].
 ///
 /// # Which requests
 ///
@@ -238,8 +242,19 @@ impl ClientVersionFilter {
         let Some(ua) = user_agent else {
             return (RuleMatch::Default, None);
         };
+        // Read the products once (on the stack); rules look at the first MAX_PRODUCTS.
+        let mut seen = [Product {
+            name: "",
+            version: None,
+        }; MAX_PRODUCTS];
+        let mut n = 0;
+        for p in products(ua).take(MAX_PRODUCTS) {
+            seen[n] = p;
+            n += 1;
+        }
+        let seen = &seen[..n];
         for (i, rule) in self.rules.iter().enumerate() {
-            let Some(p) = products(ua).find(|p| rule.product.matches(p.name)) else {
+            let Some(p) = seen.iter().find(|p| rule.product.matches(p.name)) else {
                 continue;
             };
             let version = p.version.and_then(Version::find_in);

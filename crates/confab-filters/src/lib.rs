@@ -47,6 +47,13 @@
 //! one reference-count increment) and a method check. Reading the User-Agent allocates
 //! nothing; a MESSAGE body is only read when a rule applies to its sender, with at most one
 //! allocation per rewritten text part.
+//!
+//! Measured with `examples/filter_cost.rs` (release, one thread, on the shared 2-core
+//! development machine under a load average of ~13, so only the order of magnitude
+//! counts): a REGISTER against 20 non-matching client version rules ≈ 1.1 µs; a snapshot
+//! load ≈ 0.07 µs; a 180-byte text/plain MESSAGE scanned for links ≈ 1–1.5 µs, the same
+//! CPIM-wrapped ≈ 1.5 µs, two links disabled (rewrite) ≈ 0.9 µs, an INVITE's SDP file offer
+//! ≈ 1 µs; with a policy that changes nothing ≈ 0.01 µs.
 
 mod client_version;
 mod handler;

@@ -90,7 +90,8 @@ pub enum ImVerdict<'f> {
 /// 4. Content an applicable rule would need to read but cannot → 403 ([`UNREADABLE_REASON`]).
 /// 5. Links with `block` → 403 with the URL rule's reason; with `disable_links` → the body
 ///    rewritten with the prefix before each link (or 403 [`HIDDEN_LINK_REASON`] when an HTML
-///    link cannot be reached).
+///    link cannot be reached, 403 [`TOO_LARGE_REASON`] when the rewritten body would exceed
+///    [`MAX_REWRITTEN_BODY`]).
 #[derive(Debug)]
 pub struct ImFilter {
     policy: ImFilterPolicy,
@@ -278,7 +279,8 @@ pub(crate) fn is_blocked_name(name: Option<&[u8]>, extensions: &[String]) -> boo
 ///    `javascript:`, `vbscript:`, `search-ms:` and every `ms-*:` scheme;
 /// 4. in HTML: an attribute value starting with `//`.
 ///
-/// Not links: bare domain names, `Tel: +1 555`, `xsip:`. A word boundary is a position not
+/// Not links: bare domain names, `Tel: +1 555`, `xsip:`, look-alike full-width letters
+/// (`ｈｔｔｐ://`), backslash forms (`http:\\x`). A word boundary is a position not
 /// preceded by a letter, digit or `_` — which is why the disabling prefix must end with one
 /// of those.
 pub fn links(text: &[u8], html: bool) -> Vec<usize> {
