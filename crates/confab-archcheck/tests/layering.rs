@@ -45,7 +45,10 @@ impl Graph {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 fn load_rules(architecture_md: &str) -> Result<Rules, String> {
@@ -70,7 +73,13 @@ fn load_graph() -> Graph {
         .unwrap();
     let out = Command::new(cargo)
         .current_dir(workspace_root())
-        .args(["metadata", "--format-version", "1", "--filter-platform", &host])
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--filter-platform",
+            &host,
+        ])
         .output()
         .expect("run cargo metadata");
     assert!(
@@ -86,7 +95,10 @@ fn load_graph() -> Graph {
         .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
         .collect();
     let mut g = Graph {
-        name: name_of.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        name: name_of
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         ..Graph::default()
     };
     for id in meta["workspace_members"].as_array().unwrap() {
@@ -133,12 +145,17 @@ fn violations(rules: &Rules, g: &Graph) -> Vec<String> {
     for (tname, tier) in &rules.tier {
         for c in &tier.crates {
             if let Some(prev) = tier_of.insert(c, tname) {
-                errors.push(format!("crate {c} is listed in two tiers: {prev} and {tname}"));
+                errors.push(format!(
+                    "crate {c} is listed in two tiers: {prev} and {tname}"
+                ));
             }
         }
     }
-    let member_ids: BTreeMap<&str, &str> =
-        g.members.iter().map(|id| (g.name(id), id.as_str())).collect();
+    let member_ids: BTreeMap<&str, &str> = g
+        .members
+        .iter()
+        .map(|id| (g.name(id), id.as_str()))
+        .collect();
     for m in member_ids.keys() {
         if !tier_of.contains_key(m) {
             errors.push(format!(
@@ -198,7 +215,11 @@ fn workspace_follows_the_layering_rule() {
     let md = std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md")).unwrap();
     let rules = load_rules(&md).unwrap();
     let errors = violations(&rules, &load_graph());
-    assert!(errors.is_empty(), "layering violations:\n  {}", errors.join("\n  "));
+    assert!(
+        errors.is_empty(),
+        "layering violations:\n  {}",
+        errors.join("\n  ")
+    );
 }
 
 /// The checker itself must catch what it is for: a protocol crate pulling tokio through an
@@ -207,7 +228,12 @@ fn workspace_follows_the_layering_rule() {
 fn checker_reports_violations_in_a_synthetic_graph() {
     let md = std::fs::read_to_string(workspace_root().join("ARCHITECTURE.md")).unwrap();
     let mut rules = load_rules(&md).unwrap();
-    rules.tier.get_mut("roles").unwrap().crates.push("role-x".into());
+    rules
+        .tier
+        .get_mut("roles")
+        .unwrap()
+        .crates
+        .push("role-x".into());
     let mut g = Graph::default();
     for m in ["confab-sip", "confab-store", "role-x", "stray"] {
         g.members.insert(m.into());
@@ -225,9 +251,18 @@ fn checker_reports_violations_in_a_synthetic_graph() {
     }
     let errors = violations(&rules, &g);
     let has = |needle: &str| errors.iter().any(|e| e.contains(needle));
-    assert!(has("confab-sip (protocol) reaches tokio (via helper-lib), which protocol denies"), "{errors:#?}");
-    assert!(has("confab-sip (protocol) reaches helper-lib"), "{errors:#?}");
-    assert!(has("role-x (roles) depends on confab-store (adapters)"), "{errors:#?}");
+    assert!(
+        has("confab-sip (protocol) reaches tokio (via helper-lib), which protocol denies"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("confab-sip (protocol) reaches helper-lib"),
+        "{errors:#?}"
+    );
+    assert!(
+        has("role-x (roles) depends on confab-store (adapters)"),
+        "{errors:#?}"
+    );
     assert!(has("role-x (roles) reaches sqlx"), "{errors:#?}");
     assert!(has("workspace crate stray is not listed"), "{errors:#?}");
     assert!(!has("confab-sip (protocol) reaches bytes"), "{errors:#?}");
