@@ -430,7 +430,7 @@ class Confab(Server):
         self.template = os.path.join(work, "confab-template")
 
     def config_text(self):
-        with open(os.path.join(HERE, "confab.toml")) as f:
+        with open(self.args.confab_config) as f:
             text = f.read()
         return text.replace(f"udp:{HOST}:15070", f"udp:{HOST}:{self.port}")
 
@@ -463,10 +463,8 @@ class Confab(Server):
 
     def prepare_run(self, run_dir):
         # A fresh copy of the provisioned database: every run starts with no bindings.
-        for name in os.listdir(self.template):
-            src = os.path.join(self.template, name)
-            if os.path.isfile(src):
-                shutil.copy2(src, os.path.join(run_dir, name))
+        # (Also the certificates `confab init` made: the [tls] defaults name them.)
+        shutil.copytree(self.template, run_dir, dirs_exist_ok=True)
 
     def command(self):
         return [self.binary, "--config", os.path.join(self.run_dir, "confab.toml"), "serve"]
@@ -1002,6 +1000,8 @@ def main():
     ap.add_argument("--uas-port", type=int, default=15170)
     ap.add_argument("--uac-port", type=int, default=15081)
     ap.add_argument("--confab-bin", help="confab binary (run.sh passes the release build)")
+    ap.add_argument("--confab-config", default=os.path.join(HERE, "confab.toml"),
+                    help="Confab configuration template (default bench/frontend/confab.toml)")
     ap.add_argument("--cap", type=float, default=25.0,
                     help="overload mode: CPU quota in %% of one CPU (default 25; 0 = taskset only)")
     ap.add_argument("--overload-start", type=float, default=500.0)
