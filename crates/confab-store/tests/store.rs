@@ -588,7 +588,8 @@ async fn backup_and_restore_on_a_live_store() {
     let mut restores = store.subscribe_restores();
     let r = store.restore(&bpath).await.unwrap();
     assert_eq!(r.backup_schema_version, supported_schema_version());
-    assert_eq!(r.tables, 3); // users, api_tokens, bindings
+    // users, api_tokens, bindings, and the five filter-policy tables of migration 0003
+    assert_eq!(r.tables, 8);
     assert_eq!(r.rows, snapshot + 1);
     assert!(restores.has_changed().unwrap());
     assert_eq!(*restores.borrow_and_update(), 1);
