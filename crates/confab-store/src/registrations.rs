@@ -365,9 +365,14 @@ async fn remove_flow(
     Ok(removed)
 }
 
-/// Cursor text: `aor` LF `registered_at` LF `id` of the last binding of the previous page.
+/// Cursor text: `<registered_at>.<id>.<hex of the AOR>` of the last binding of the previous
+/// page: only `[0-9a-f.-]`, so it goes into a URL or a shell unquoted.
 fn cursor_of(id: i64, b: &Binding) -> Cursor {
-    Cursor(format!("{}\n{}\n{id}", b.aor, b.registered_at.as_millis()))
+    let mut c = format!("{}.{id}.", b.registered_at.as_millis());
+    for byte in b.aor.as_str().bytes() {
+        c.push_str(&format!("{byte:02x}"));
+    }
+    Cursor(c)
 }
 
 fn parse_cursor(c: &Cursor) -> Result<(String, i64, i64), StoreError> {
@@ -375,14 +380,20 @@ fn parse_cursor(c: &Cursor) -> Result<(String, i64, i64), StoreError> {
         field: "cursor",
         message: "not a cursor returned by list_bindings".into(),
     };
-    let mut parts = c.0.split('\n');
-    let (Some(aor), Some(at), Some(id), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let mut parts = c.0.splitn(3, '.');
+    let (Some(at), Some(id), Some(hex)) = (parts.next(), parts.next(), parts.next()) else {
         return Err(bad());
     };
+    if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad());
+    }
+    let bytes: Vec<u8> = (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
+        .collect::<Result<_, _>>()
+        .map_err(|_| bad())?;
     Ok((
-        aor.to_owned(),
+        String::from_utf8(bytes).map_err(|_| bad())?,
         at.parse().map_err(|_| bad())?,
         id.parse().map_err(|_| bad())?,
     ))
@@ -1284,6 +1295,35 @@ mod tests {
         sorted.sort();
         assert_eq!(seen.len(), 15);
         assert_eq!(seen, sorted);
+        let c = store
+            .list_bindings(PageRequest::first(1))
+            .await
+            .unwrap()
+            .next
+            .unwrap();
+        assert!(
+            c.0.bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b'.' || b == b'-'),
+            "{c:?}"
+        );
+        for garbage in ["garbage", "1.2.zz", "1.2.616", "x.2.61", "1.2"] {
+            let r = store
+                .list_bindings(PageRequest {
+                    after: Some(Cursor(garbage.into())),
+                    limit: 3,
+                })
+                .await;
+            assert!(
+                matches!(
+                    r,
+                    Err(StoreError::Invalid {
+                        field: "cursor",
+                        ..
+                    })
+                ),
+                "{garbage}"
+            );
+        }
         let bad = store
             .list_bindings(PageRequest {
                 after: Some(Cursor("garbage".into())),
