@@ -49,9 +49,9 @@ OP_NAME = {
 # Offered rates (operations/s over all UAC instances) stepped up in perf mode until a run is
 # not clean or the generators cannot keep up. Calls cost the generators ~6 messages each.
 DEFAULT_RATES = {
-    "register": [2000, 4000, 6000, 8000, 11000, 14000],
-    "message": [2000, 4000, 6000, 8000, 11000, 14000],
-    "call": [250, 500, 1000, 1500, 2000, 3000],
+    "register": [2000, 4000, 8000, 11000, 14000, 17000, 20000],
+    "message": [2000, 4000, 8000, 11000, 14000, 17000, 20000],
+    "call": [250, 500, 1000, 2000, 3000, 4000, 5000],
 }
 
 
@@ -374,7 +374,7 @@ class Server:
                     + tail(os.path.join(run_dir, f"{self.name}.log"), 12))
             if udp_bound(self.port):
                 self.startup_s = time.time() - t_start
-                time.sleep(0.3)  # let the workers settle
+                self.wait_quiet(deadline)
                 return
             time.sleep(0.05)
         log_tail = tail(os.path.join(run_dir, f"{self.name}.log"), 12)
@@ -385,6 +385,18 @@ class Server:
 
     def cpu(self):
         return tree_cpu_seconds(self.proc.pid)
+
+    def wait_quiet(self, deadline):
+        """Waits until the server is idle (under 2% of a CPU over 3 x 0.2 s): a server
+        still initialising (Kamailio's children run their module init after the socket is
+        bound; that cost about 0.5 s of CPU) would charge its start to the first run."""
+        quiet = 0
+        c = self.cpu()
+        while time.time() < deadline and quiet < 3:
+            time.sleep(0.2)
+            c2 = self.cpu()
+            quiet = quiet + 1 if c2 - c < 0.004 else 0
+            c = c2
 
     def stop(self):
         if self.proc:
