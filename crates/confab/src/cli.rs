@@ -39,6 +39,8 @@ pub enum Command {
     /// Manage admin API bearer tokens
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List registered SIP contacts (bindings), of one address or of all
+    Registrations(crate::commands::registrations::RegistrationsArgs),
     /// Copy the database to FILE (safe while the server runs)
     Backup {
         /// Destination file (must not exist)

@@ -142,6 +142,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = location.load()?;
             commands::token(&config, cmd).await
         }
+        Command::Registrations(args) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::registrations::run(&config, &args).await
+        }
         Command::Backup { file } => {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
             let config = location.load()?;

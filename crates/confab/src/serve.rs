@@ -176,6 +176,7 @@ async fn start_front_end(
     let state = AppState::new(Inner {
         users: stores.users.clone(),
         tokens: stores.tokens.clone(),
+        registrations: stores.registrations.clone(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),

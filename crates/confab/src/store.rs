@@ -18,6 +18,8 @@ pub struct Stores {
     pub users: Arc<dyn UserStore>,
     /// Admin API tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// Registrar bindings.
+    pub registrations: Arc<dyn confab_core::RegistrationStore>,
     sqlite: SqliteStore,
 }
 
@@ -34,6 +36,7 @@ impl Stores {
         Self {
             users: Arc::new(sqlite.clone()),
             tokens: Arc::new(sqlite.clone()),
+            registrations: Arc::new(sqlite.clone()),
             sqlite,
         }
     }

@@ -29,6 +29,7 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         PATCH "/api/admin/v1/users/{address}" => modify_user,
         DELETE "/api/admin/v1/users/{address}" => remove_user,
         PUT "/api/admin/v1/users/{address}/password" => set_password,
+        GET "/api/admin/v1/registrations" => crate::http::registrations::admin_list,
     ]
 }
 

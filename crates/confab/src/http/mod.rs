@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod digest;
 pub mod error;
+pub mod registrations;
 pub mod state;
 pub mod user;
 pub mod views;

@@ -18,6 +18,8 @@ pub struct Inner {
     pub users: Arc<dyn UserStore>,
     /// Admin API tokens.
     pub tokens: Arc<dyn TokenStore>,
+    /// Registrar bindings (`GET /api/admin/v1/registrations`).
+    pub registrations: Arc<dyn confab_core::RegistrationStore>,
     /// Renders `/metrics`; `None` when no recorder is installed (unit tests).
     pub metrics: Option<PrometheusHandle>,
     /// Set when SIGTERM arrived: `/readyz` answers 503 so load balancers move away.
