@@ -563,6 +563,11 @@ class Load:
         return self.succ / self.elapsed if self.elapsed > 0 else 0.0
 
     @property
+    def saturated(self):
+        """The server used at least 90% of the CPU it may use (one CPU, or the cap)."""
+        return self.busy >= 0.9 * self.cpu_share
+
+    @property
     def gen_limited(self):
         return self.achieved < 0.85 * self.rate
 
@@ -570,7 +575,7 @@ class Load:
         flag = "clean" if self.clean else "NOT CLEAN"
         extra = ""
         if self.gen_limited:
-            extra = " (below offered: " + ("server saturated)" if self.busy >= 0.9 else "generator limit)")
+            extra = " (below offered: " + ("server saturated)" if self.saturated else "generator limit)")
         return (f"offered {self.rate:>6.0f}/s  achieved {self.achieved:>7.0f}/s  ok {self.succ:>7}  "
                 f"failed {self.failed:>5}  retrans {self.retrans:>6}  "
                 f"drops {self.server_drops:>5} server/{self.drops:>5} all  "
@@ -633,6 +638,7 @@ class Bench:
                 uas = self.start_uas(scenario, run_dir)
                 self.register_uas(server, run_dir)
             r = self.load(server, scenario, rate, duration, run_dir, trace)
+            r.cpu_share = cap.percent / 100 if cap and cap.path else 1.0
             r.idle = float("nan")
             if idle_s:
                 time.sleep(1.0)
@@ -699,7 +705,7 @@ class Bench:
                     failed=failed, retrans=retrans, cpu=c1 - c0, elapsed=elapsed, wall=t1 - t0,
                     busy=(c1 - c0) / max(elapsed, 1e-9), drops=drops, server_drops=server_drops,
                     periodic=periodic,
-                    errors=errors, run_dir=run_dir, duration=duration)
+                    errors=errors, run_dir=run_dir, duration=duration, cpu_share=1.0)
 
     def describe_failure(self, r):
         """What SIPp saw, for a run with failures."""
@@ -780,7 +786,7 @@ def clean_rate(loads):
         return float("nan"), ""
     best = max(clean, key=lambda r: r.rate)
     if best.gen_limited:
-        return best.achieved, "server saturated" if best.busy >= 0.9 else "generator limit"
+        return best.achieved, "server saturated" if best.saturated else "generator limit"
     top = loads[-1]
     if top.clean and top is best:
         return best.rate, "top of the steps"
@@ -951,7 +957,11 @@ def mode_memory(args, bench, servers):
             def sample():
                 if isinstance(srv, Kamailio):
                     m = srv.shmmem()
-                    return {"used": m.get("used", 0), "real_used": m.get("real_used", 0)}
+                    # PSS summed over the process tree counts each shared page once, so it
+                    # compares with Confab's PSS.
+                    pss = sum(pss_kb(p) for p in tree_pids(srv.proc.pid)) * 1024
+                    return {"used": m.get("used", 0), "real_used": m.get("real_used", 0),
+                            "pss(tree)": pss}
                 return {"rss": srv.rss_kb() * 1024, "pss": pss_kb(srv.proc.pid) * 1024}
 
             s0 = sample()
