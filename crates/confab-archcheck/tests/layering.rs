@@ -173,12 +173,13 @@ fn violations(rules: &Rules, g: &Graph) -> Vec<String> {
         // Direct workspace dependencies: tier rule.
         for dep_id in g.normal.get(*member_id).into_iter().flatten() {
             let dep = g.name(dep_id);
-            if let Some(dep_tier) = tier_of.get(dep) {
-                if !tier.may_use.iter().any(|t| t == dep_tier) {
-                    errors.push(format!(
-                        "{member} ({tname}) depends on {dep} ({dep_tier}), which {tname} may not use"
-                    ));
-                }
+            if let Some(dep_tier) = tier_of.get(dep)
+                && !tier.may_use.iter().any(|t| t == dep_tier)
+            {
+                errors.push(format!(
+                    "{member} ({tname}) depends on {dep} ({dep_tier}), which {tname} may not use"
+                ));
+            }
             }
         }
         // Transitive external dependencies: allow/deny lists.
