@@ -180,7 +180,6 @@ fn violations(rules: &Rules, g: &Graph) -> Vec<String> {
                     "{member} ({tname}) depends on {dep} ({dep_tier}), which {tname} may not use"
                 ));
             }
-            }
         }
         // Transitive external dependencies: allow/deny lists.
         let mut stack: Vec<&str> = vec![member_id];
