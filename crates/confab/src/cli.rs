@@ -46,6 +46,8 @@ pub enum Command {
         /// Destination file (must not exist)
         file: PathBuf,
     },
+    /// Print time-limited TURN credentials and URIs for a user (TURN REST API scheme)
+    TurnCredentials(crate::turn_credentials::TurnCredentialsArgs),
     /// Replace the database with the contents of FILE (safe while the server runs)
     Restore {
         /// A file written by `confab backup`

@@ -13,7 +13,9 @@
 //! Tables present today: top level (`node_id`, `domains`), `[transport]` and `[tls]`
 //! (owned by `confab-transport`), `[store]` (owned by `confab-store`), `[http.admin]`,
 //! `[http.user]` and `[log]` (owned by this binary), and `[turn]` (owned by `confab-turn`;
-//! optional, read only by `confab serve --role av-edge`, not written by `confab init`).
+//! optional, read only by `confab serve --role av-edge`, not written by `confab init`), and
+//! `[turn_credentials]` (owned by [`crate::turn_credentials`]: the secrets and URIs a
+//! Front End issues TURN credentials with when the A/V Edge runs on other nodes).
 //! Tables of roles that are not wired yet (`[registrar]`, `[auth]`, `[proxy]`, ...) are
 //! not accepted yet: they arrive with their roles, and until then writing one is an
 //! "unknown key" error rather than a setting silently ignored.
@@ -56,6 +58,8 @@ pub struct Config {
     pub log: LogConfig,
     /// `[turn]`: the A/V Edge relay (`confab serve --role av-edge`); absent on front ends.
     pub turn: Option<TurnConfig>,
+    /// `[turn_credentials]`: issuing TURN credentials (see [`crate::turn_credentials`]).
+    pub turn_credentials: crate::turn_credentials::TurnCredentialsConfig,
 }
 
 /// `[http]`: the two HTTP listeners.
@@ -76,6 +80,9 @@ pub struct AdminHttpConfig {
     pub enabled: bool,
     /// Address and port (plain HTTP: keep it on loopback or a management network).
     pub listen: SocketAddr,
+    /// SHA-256 (hex) of the bearer tokens an edge-only node (no database) accepts for the
+    /// usage endpoints; ignored where the database holds the tokens.
+    pub tokens_sha256: Vec<String>,
 }
 
 /// `[http.user]`: the users' own HTTPS API, authenticated with HTTP Digest.
@@ -132,6 +139,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             turn: None,
+            turn_credentials: Default::default(),
         }
     }
 }
@@ -141,6 +149,7 @@ impl Default for AdminHttpConfig {
         Self {
             enabled: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 9090)),
+            tokens_sha256: Vec::new(),
         }
     }
 }
@@ -495,6 +504,9 @@ impl Config {
         {
             problem(format!("turn.{}", e.key), e.problem);
         }
+        for (key, message) in crate::turn_credentials::check(self) {
+            problem(key, message);
+        }
         if let Err(message) = self.store.validate() {
             // confab-store prefixes its messages with the dotted key.
             match message.split_once(": ") {
@@ -678,6 +690,8 @@ queue_depth = {queue_depth}
 enabled = {admin_enabled}
 # Admin listener address (plain HTTP: keep it on loopback or a management network).
 listen = {admin_listen}
+# Edge-only nodes (no database): SHA-256 in hex of the accepted bearer tokens (`printf %s TOKEN | sha256sum`).
+tokens_sha256 = []
 
 [http.user]
 # Run the users' HTTPS API (/api/user/v1; HTTP Digest with the SIP password).
@@ -695,6 +709,17 @@ format = {format}
 
 # [turn]: the A/V Edge relay (STUN/TURN), read only by `confab serve --role av-edge` and
 # absent on front ends; its keys are listed in the README (realm, listen_udp, secrets, ...).
+
+[turn_credentials]
+# TURN REST API credentials for users (`confab turn-credentials`, GET /api/user/v1/turn-credentials).
+# Shared secrets of the A/V Edge nodes, newest first (the first mints); leave empty when this node has [turn] (turn.secrets is used).
+secrets = []
+# RFC 7065 URIs of the edges given to clients, e.g. "turn:edge.example.com:3478?transport=udp"; empty with [turn] here = derived from its listeners.
+uris = []
+# Public host name in the URIs derived from this node's [turn] listeners (default: the first domain).
+# host = "edge.example.com"
+# Validity of issued credentials, seconds (1 to 604800).
+ttl_s = {turn_ttl}
 "#,
         node_id = toml_str(&d.node_id),
         domain = toml_str(&init.domain),
@@ -743,6 +768,7 @@ format = {format}
         user_enabled = d.http.user.enabled,
         user_listen = toml_str(&d.http.user.listen.to_string()),
         nonce = d.http.user.nonce_lifetime_s,
+        turn_ttl = d.turn_credentials.ttl_s,
         level = toml_str(&d.log.level),
         format = toml_str(match d.log.format {
             LogFormat::Text => "text",
@@ -898,7 +924,7 @@ mod tests {
     fn parse_errors_name_file_line_and_key() {
         check_parse_error(
             "[http.admin]\nlisten = \"127.0.0.1:9090\"\nlisen = \"x\"\n",
-            "/etc/confab.toml:3: http.admin.lisen: unknown field `lisen`, expected `enabled` or `listen`",
+            "/etc/confab.toml:3: http.admin.lisen: unknown field `lisen`, expected one of `enabled`, `listen`, `tokens_sha256`",
         );
         check_parse_error(
             "[http.admin]\nlisten = \"nowhere\"\n",
@@ -910,11 +936,11 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `turn_credentials`",
         );
         check_parse_error(
             "[registrar]\nmin_expires_s = 60\n",
-            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`",
+            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `turn_credentials`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",

@@ -23,6 +23,7 @@ pub mod logging;
 pub mod serve;
 pub mod store;
 pub mod tls;
+pub mod turn_credentials;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -151,6 +152,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
             let config = location.load()?;
             commands::backup(&config, &file).await
+        }
+        Command::TurnCredentials(args) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            turn_credentials::run(&config, &location.path, &args).await
         }
         Command::Restore { file } => {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));

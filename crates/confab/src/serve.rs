@@ -5,8 +5,10 @@
 //!   transports, registrar, proxy and presence are **not built yet**: `transport.listen` is
 //!   validated but not bound, and the log says so at start.
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
-//!   (required with this role). An edge-only node opens no database and runs no HTTP
-//!   listener (health and metrics for edge-only nodes are not served yet).
+//!   (required with this role). An edge-only node opens no database; its admin listener
+//!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
+//!   tokens in `http.admin.tokens_sha256` (see [`crate::http::turn`]). With both roles the
+//!   front end's admin API serves the relay's usage spool.
 //!
 //! Signals: SIGTERM or SIGINT drain (readiness turns 503, listeners stop accepting, requests
 //! in flight finish, the store flushes and closes) and exit 0. SIGHUP re-reads the
@@ -123,19 +125,34 @@ pub async fn run_serve(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut tasks = JoinSet::new();
-    let mut state = None;
-    let mut cert = None;
-    let mut stores = None;
-    if let Some((c, st)) = front {
-        let s = start_front_end(&config, &st, c.clone(), recorder, &stop_rx, &mut tasks).await?;
-        state = Some(s);
-        cert = c;
-        stores = Some(st);
-    }
+    // The relay starts first: this node's admin API serves its usage spool.
     let turn = match turn_config {
         Some(t) => Some(start_av_edge(t)?),
         None => None,
     };
+    let turn_api = http::turn::TurnApi::for_node(&config, turn.as_ref());
+    let mut state = None;
+    let mut cert = None;
+    let mut stores = None;
+    let mut edge_admin = None;
+    if let Some((c, st)) = front {
+        let s = start_front_end(
+            &config,
+            &st,
+            c.clone(),
+            recorder,
+            turn_api,
+            &stop_rx,
+            &mut tasks,
+        )
+        .await?;
+        state = Some(s);
+        cert = c;
+        stores = Some(st);
+    } else if config.http.admin.enabled {
+        let e = http::turn::start_edge_admin(&config, recorder, turn_api, &stop_rx, &mut tasks);
+        edge_admin = Some(e.await?);
+    }
     tracing::info!(node_id = %config.node_id, roles = ?roles, domains = ?config.domains, "ready");
 
     wait_for_stop(location, &config, &log, cert.as_deref()).await?;
@@ -143,6 +160,9 @@ pub async fn run_serve(
     tracing::info!("draining");
     if let Some(s) = &state {
         s.start_draining();
+    }
+    if let Some(e) = &edge_admin {
+        e.start_draining();
     }
     // SIP drain hook: when the transports are wired they stop accepting here, answer new
     // requests with 503 + Retry-After and let transactions finish before the HTTP side.
@@ -166,6 +186,7 @@ async fn start_front_end(
     stores: &crate::store::Stores,
     cert: Option<Arc<ReloadableCert>>,
     recorder: metrics_exporter_prometheus::PrometheusHandle,
+    turn: http::turn::TurnApi,
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<AppState> {
@@ -191,6 +212,7 @@ async fn start_front_end(
             config.http.user.nonce_lifetime_s,
             &config.node_id,
         ),
+        turn,
     });
     if config.http.admin.enabled {
         let listener = bind("http.admin.listen", config.http.admin.listen).await?;

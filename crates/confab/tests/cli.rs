@@ -149,7 +149,7 @@ fn config_errors_name_file_line_and_key() {
     check_config_error(
         "level = \"info\"",
         "level = \"chatty\"",
-        &[":117: log.level: `chatty` is neither a level"],
+        &[":119: log.level: `chatty` is neither a level"],
     );
     check_config_error(
         "[store]\n",

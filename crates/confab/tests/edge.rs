@@ -30,8 +30,8 @@ fn av_edge_answers_stun_binding_and_drains() {
     let mut srv = Server::start_with(d, "info", &["--role", "av-edge"], &["turn.listen_udp"]);
     let addr = srv.addrs["turn.listen_udp"].clone();
     assert!(
-        !srv.addrs.contains_key("http.admin.listen"),
-        "an edge-only node runs no HTTP"
+        !srv.addrs.contains_key("http.user.listen"),
+        "an edge-only node runs no user API (its admin listener: tests/turn.rs)"
     );
 
     // RFC 8489 Binding request: type 0x0001, length 0, magic cookie, transaction id.

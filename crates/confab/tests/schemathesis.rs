@@ -1,6 +1,7 @@
 //! Fuzzes the admin API against `openapi/confab.yaml` with schemathesis (PyPI), started as
 //! a real binary on free ports in a temporary folder with a fresh token. Every schemathesis
-//! check runs except those `tests/schemathesis.toml` turns off (with its reasons).
+//! check runs except those `tests/schemathesis.toml` turns off (with its reasons). The node
+//! also runs the A/V Edge role with a usage spool, so the TURN usage operations are reached.
 //!
 //! Fails, naming the tool, when schemathesis is not installed (`pip install schemathesis`;
 //! `.ci/run` installs it).
@@ -21,7 +22,16 @@ fn schemathesis_finds_no_failure_in_the_admin_api() {
     let dir = init_dir("example.com");
     let d = dir.path();
     let t = token(d, "schemathesis");
-    let srv = Server::start(d, "info");
+    let cfg = d.join("confab.toml");
+    let turn = "\n[turn]\nrealm = \"example.com\"\nlisten_udp = [\"127.0.0.1:0\"]\nlisten_tcp = []\nsecrets = [\"s\"]\nmin_port = 42300\nmax_port = 42309\nworkers = 1\nusage_spool = \"usage.jsonl\"\n";
+    std::fs::write(&cfg, std::fs::read_to_string(&cfg).unwrap() + turn).unwrap();
+    let roles = ["--role", "front-end", "--role", "av-edge"];
+    let srv = Server::start_with(
+        d,
+        "info",
+        &roles,
+        &["http.admin.listen", "http.user.listen"],
+    );
     let manifest = env!("CARGO_MANIFEST_DIR");
     let out = Command::new(st)
         .current_dir(d)

@@ -30,6 +30,8 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         DELETE "/api/admin/v1/users/{address}" => remove_user,
         PUT "/api/admin/v1/users/{address}/password" => set_password,
         GET "/api/admin/v1/registrations" => crate::http::registrations::admin_list,
+        GET "/api/admin/v1/turn/usage" => crate::http::turn::admin_usage,
+        POST "/api/admin/v1/turn/usage/compact" => crate::http::turn::admin_compact_usage,
     ]
 }
 

@@ -20,6 +20,7 @@ pub mod digest;
 pub mod error;
 pub mod registrations;
 pub mod state;
+pub mod turn;
 pub mod user;
 pub mod views;
 
@@ -84,11 +85,11 @@ pub fn build_router(
 
 /// [`build_router`] with `routes_layer` applied to the matched routes only (authentication
 /// middleware), not to the 404/405 fallbacks.
-pub fn build_router_with(
+pub fn build_router_with<S: Clone + Send + Sync + 'static>(
     listener: &'static str,
-    table: Vec<RouteDef<AppState>>,
-    state: AppState,
-    routes_layer: impl FnOnce(Router<AppState>) -> Router<AppState>,
+    table: Vec<RouteDef<S>>,
+    state: S,
+    routes_layer: impl FnOnce(Router<S>) -> Router<S>,
 ) -> Router {
     let mut router = Router::new();
     for r in table {

@@ -30,6 +30,8 @@ pub struct Inner {
     pub domains: Vec<String>,
     /// Digest authentication of the user API.
     pub digest: DigestAuth,
+    /// TURN credentials (user API) and the relay's usage spool (admin API).
+    pub turn: crate::http::turn::TurnApi,
 }
 
 impl std::fmt::Debug for Inner {

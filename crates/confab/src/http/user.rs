@@ -20,6 +20,7 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         GET "/api/user/v1/me" => me,
         PATCH "/api/user/v1/me" => modify_me,
         PUT "/api/user/v1/me/password" => change_password,
+        GET "/api/user/v1/turn-credentials" => crate::http::turn::user_turn_credentials,
     ]
 }
 
