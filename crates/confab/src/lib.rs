@@ -3,9 +3,11 @@
 //! What it does: parses the command line ([`cli`]), reads and validates the configuration
 //! file ([`config`], listeners in [`listen`]), initialises a data folder (config file,
 //! database, local CA and server certificate: [`init`], [`tls`]), administers users and
-//! admin API tokens in the database ([`commands`]), and runs the server ([`serve`]): today
-//! the admin and user HTTP listeners ([`http`]); SIP roles and the A/V Edge are wired in as
-//! their issues land (`serve` says in its log which roles are not built yet).
+//! admin API tokens in the database ([`commands`]), issues TURN credentials for the A/V
+//! Edge ([`turn_credentials`]: where the shared secrets and URIs live), and runs the server
+//! ([`serve`]): today the admin and user HTTP listeners ([`http`]) and the A/V Edge relay;
+//! SIP roles are wired in as their issues land (`serve` says in its log which roles are
+//! not built yet).
 //!
 //! What it does not do: protocol work (the protocol crates), storage (`confab-store`
 //! behind the `confab-core` traits), digest arithmetic (`confab-digest`). This crate is the

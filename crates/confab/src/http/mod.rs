@@ -7,6 +7,9 @@
 //!   authenticated with HTTP Digest (RFC 7616) against the same HA1 values as SIP. See
 //!   [`user`].
 //!
+//! - The TURN endpoints of both listeners and the admin listener of an edge-only node are in
+//!   [`turn`].
+//!
 //! Each router is built from a route table ([`admin::routes`], [`user::routes`]) so that a
 //! test can compare the routes with `openapi/confab.yaml` in both directions. Every error,
 //! including unknown routes (404), unsupported methods (405), bad JSON and panics, has the
