@@ -52,6 +52,111 @@ use tokio::task::JoinHandle;
 pub use crate::config::{FrontendConfig, FrontendConfigError};
 pub use crate::convert::{flow_id, flow_info, kind_of, source_of, token_of, transport_of};
 
+/// The whole SIP side of a front end node: the bound transport and the running Front End.
+/// What the binary's `serve` starts.
+#[derive(Debug)]
+pub struct SipServer {
+    frontend: FrontendHandle,
+    transport: TransportHandle,
+}
+
+/// Why [`SipServer::start`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A listener could not be bound, or the transport/TLS configuration is invalid.
+    #[error("SIP transport: {0}")]
+    Transport(#[from] confab_transport::BindError),
+    /// `[registrar]` is invalid.
+    #[error("{0}")]
+    Registrar(#[from] confab_registrar::ConfigError),
+    /// `[auth]`, `[proxy]` or `[frontend]` is invalid.
+    #[error(transparent)]
+    Frontend(#[from] FrontendError),
+}
+
+impl SipServer {
+    /// Binds the SIP listeners of `transport` (TLS/WSS with `tls`), builds the registrar
+    /// over `stores.registrations` with `gruu_key` (persistent, the same on every front end
+    /// of a pool) and starts the Front End.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not start.
+    pub async fn start(
+        settings: FrontendSettings,
+        transport: confab_transport::TransportConfig,
+        tls: Option<confab_transport::TlsConfig>,
+        stores: Stores,
+        registrar: confab_registrar::RegistrarConfig,
+        gruu_key: [u8; 32],
+    ) -> Result<SipServer, StartError> {
+        let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
+        let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
+        for l in handle.listeners() {
+            tracing::info!(transport = %l.transport(), addr = %l.local, sent_by = %l.sent_by(), "SIP listening");
+        }
+        let frontend =
+            match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
+                Ok(f) => f,
+                Err(e) => {
+                    handle.shutdown();
+                    return Err(e.into());
+                }
+            };
+        Ok(SipServer {
+            frontend,
+            transport: handle,
+        })
+    }
+
+    /// The transport (listeners, TLS reload).
+    pub fn transport(&self) -> &TransportHandle {
+        &self.transport
+    }
+
+    /// The Front End.
+    pub fn frontend(&self) -> &FrontendHandle {
+        &self.frontend
+    }
+
+    /// Graceful stop (SIGTERM): 503 + Retry-After to new requests, open transactions
+    /// finish (up to `frontend.drain_timeout_s`), then the sockets close.
+    pub async fn drain(self) {
+        self.frontend.drain().await;
+        self.transport.shutdown();
+    }
+}
+
+/// Reads the 32-byte key in `path`, or creates it (mode 0600) with random bytes. For the
+/// registrar's GRUU key, which must survive restarts.
+///
+/// # Errors
+/// The I/O error, or `InvalidData` when the file is not 32 bytes.
+pub fn load_or_create_key(path: &std::path::Path) -> std::io::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(b) => b.try_into().map_err(|b: Vec<u8>| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} holds {} bytes; a key is 32", path.display(), b.len()),
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            use std::io::Write as _;
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let key: [u8; 32] = rand::random();
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path)?;
+            f.write_all(&key)?;
+            f.sync_all()?;
+            Ok(key)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Everything [`FrontendBuilder`] needs besides the stores and the transport.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FrontendSettings {
@@ -435,5 +540,27 @@ impl FrontendHandle {
             w.abort();
             let _ = w.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_is_created_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gruu.key");
+        let k1 = load_or_create_key(&p).unwrap();
+        let k2 = load_or_create_key(&p).unwrap();
+        assert_eq!(k1, k2);
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        std::fs::write(&p, b"short").unwrap();
+        let e = load_or_create_key(&p).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::InvalidData);
     }
 }
