@@ -332,6 +332,11 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("store", changed(&new.store, &running.store)),
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
+        ("turn", new.turn != running.turn),
+        (
+            "turn_credentials",
+            new.turn_credentials != running.turn_credentials,
+        ),
     ] {
         if differs {
             restart.push(name);
