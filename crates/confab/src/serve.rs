@@ -155,7 +155,8 @@ pub async fn run_serve(
     }
     tracing::info!(node_id = %config.node_id, roles = ?roles, domains = ?config.domains, "ready");
 
-    wait_for_stop(location, &config, &log, cert.as_deref()).await?;
+    let stop = wait_for_stop(location, &config, &log, cert.as_deref());
+    http::turn::publish_stats_while(turn.as_ref(), stop).await?;
 
     tracing::info!("draining");
     if let Some(s) = &state {

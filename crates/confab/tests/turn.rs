@@ -542,6 +542,21 @@ fn turnutils_relays_with_cli_credentials_and_the_admin_api_serves_usage() {
         assert!((42100..=42199).contains(&relay_port), "{r}");
     }
 
+    // The relay's counters reach /metrics (published once a second): 2 runs x 2 clients x
+    // 30 packets each way.
+    let relayed = |direction: &str| -> u64 {
+        let m = curl(&[&format!("{}/metrics", srv.admin)]).body;
+        let key = format!("confab_turn_relayed_packets_total{{direction=\"{direction}\"}} ");
+        m.lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .map_or(0, |v| v.trim().parse().unwrap())
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while relayed("from_peers") < 120 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!((relayed("to_peers"), relayed("from_peers")), (120, 120));
+
     // Paging: one record at a time, in order.
     let first = usage(&srv, &token, "?max=1").json();
     assert_eq!(first["records"].as_array().unwrap().len(), 1);

@@ -22,8 +22,14 @@
 //! the bearer tokens whose SHA-256 is listed in `http.admin.tokens_sha256` (create the token
 //! on the Front End with `confab token create`, then `printf %s TOKEN | sha256sum`).
 //!
+//! The relay's counters ([`confab_turn::TurnStats`]) are published to `/metrics` once a
+//! second by [`publish_stats_while`]: `confab_turn_allocations` (gauge),
+//! `confab_turn_relayed_packets_total{direction="to_peers"|"from_peers"}`,
+//! `confab_turn_dropped_packets_total`, `confab_turn_send_errors_total`,
+//! `confab_turn_error_responses_total` and `confab_turn_rate_limited_total`.
+//!
 //! Not here yet: the collector itself (a Front End task storing the records as CDRs
-//! arrives with the CDR store), relay counters in `/metrics`.
+//! arrives with the CDR store).
 
 use std::io::{Read as _, Seek as _, SeekFrom};
 use std::path::PathBuf;
@@ -525,6 +531,38 @@ pub async fn start_edge_admin(
         stop.clone(),
     ));
     Ok(state)
+}
+
+/// Runs `fut` to completion, publishing the counters of `relay` (if any) to the metrics
+/// recorder once a second meanwhile.
+pub async fn publish_stats_while<F: std::future::Future>(
+    relay: Option<&confab_turn::TurnHandle>,
+    fut: F,
+) -> F::Output {
+    let Some(relay) = relay else {
+        return fut.await;
+    };
+    let mut fut = std::pin::pin!(fut);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tokio::select! {
+            out = &mut fut => return out,
+            _ = tick.tick() => publish_stats(relay.stats()),
+        }
+    }
+}
+
+fn publish_stats(s: confab_turn::TurnStats) {
+    metrics::gauge!("confab_turn_allocations").set(s.allocations as f64);
+    metrics::counter!("confab_turn_relayed_packets_total", "direction" => "to_peers")
+        .absolute(s.relayed_to_peers);
+    metrics::counter!("confab_turn_relayed_packets_total", "direction" => "from_peers")
+        .absolute(s.relayed_from_peers);
+    metrics::counter!("confab_turn_dropped_packets_total").absolute(s.dropped);
+    metrics::counter!("confab_turn_send_errors_total").absolute(s.send_errors);
+    metrics::counter!("confab_turn_error_responses_total").absolute(s.errors);
+    metrics::counter!("confab_turn_rate_limited_total").absolute(s.rate_limited);
 }
 
 #[cfg(test)]
