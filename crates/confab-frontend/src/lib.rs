@@ -93,7 +93,8 @@ impl SipServer {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
         for l in handle.listeners() {
-            tracing::info!(transport = %l.transport(), addr = %l.local, sent_by = %l.sent_by(), "SIP listening");
+            let key = format!("transport.listen[{}]", l.id);
+            tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
         let frontend =
             match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
@@ -229,7 +230,7 @@ pub(crate) struct Shared {
     pub(crate) start: Instant,
     pub(crate) draining: AtomicBool,
     pub(crate) stopped: AtomicBool,
-    /// Live transactions plus pending chain runs, per worker.
+    /// Requests without a final response (in the chain or being proxied), per worker.
     pub(crate) live: Vec<AtomicUsize>,
 }
 
@@ -495,7 +496,8 @@ impl std::fmt::Debug for Shared {
 }
 
 impl FrontendHandle {
-    /// Transactions and chain runs in progress, over all workers.
+    /// Requests without a final response yet (in the chain, with the registrar, or being
+    /// proxied), over all workers.
     pub fn in_progress(&self) -> usize {
         self.shared
             .live
@@ -509,8 +511,9 @@ impl FrontendHandle {
         self.shared.draining.load(Ordering::Relaxed)
     }
 
-    /// Graceful stop: new requests get 503 with `Retry-After`, transactions in progress
-    /// finish (up to `drain_timeout_s`), then the workers stop. The transport is not
+    /// Graceful stop: new requests get 503 with `Retry-After`, requests in progress get
+    /// their final response (up to `drain_timeout_s`), then the workers stop (transactions
+    /// that only wait to absorb retransmissions are not waited for). The transport is not
     /// touched (the caller shuts it down afterwards).
     pub async fn drain(mut self) {
         self.shared.draining.store(true, Ordering::Relaxed);

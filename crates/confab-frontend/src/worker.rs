@@ -87,7 +87,9 @@ impl Worker {
                 }
             }
             self.flush(&err_tx).await;
-            let live = self.proxy.transactions() + pending.len();
+            // What a drain waits for: requests without a final response yet (in the chain or
+            // being proxied), not transactions that only linger to absorb retransmissions.
+            let live = self.proxy.pending() + pending.len();
             self.shared.live[self.index].store(live, Ordering::Relaxed);
             if !open && live == 0 {
                 break;
