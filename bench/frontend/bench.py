@@ -59,10 +59,10 @@ DEFAULT_RATES = {
 STARTED = []
 
 
-def spawn(cmd, out_path, cwd):
+def spawn(cmd, out_path, cwd, stdin=subprocess.DEVNULL):
     """Starts `cmd` in its own process group, output to `out_path`; remembered for cleanup."""
     with open(out_path, "w") as out:
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd,
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, stdin=stdin,
                              start_new_session=True)
     STARTED.append(p)
     return p
@@ -325,12 +325,13 @@ def make_users(work, n):
     return names
 
 
-def write_slice(path, names, start, count):
+def write_slice(path, cred, n_users, start, count):
+    """A SIPp CSV of `count` users from index `start` (wrapping); cred(i) = (name, password)."""
     with open(path, "w") as f:
         f.write("SEQUENTIAL\n")
         for i in range(start, start + count):
-            u = names[i % len(names)]
-            f.write(f"{u};[authentication username={u} password={PASSWORD}]\n")
+            u, pw = cred(i % n_users)
+            f.write(f"{u};[authentication username={u} password={pw}]\n")
 
 
 # ---------------------------------------------------------------------------------------
@@ -344,6 +345,7 @@ class ServerError(Exception):
 class Server:
     name = "?"
     port = 0
+    uas_user = UAS_USER
 
     def __init__(self, args, work):
         self.args = args
@@ -354,6 +356,16 @@ class Server:
     def command(self):
         raise NotImplementedError
 
+    def cred(self, i):
+        """User i's SIP user name and password (the users run.sh provisions)."""
+        return f"u{i:06d}", PASSWORD
+
+    def uas_csv(self):
+        return os.path.join(self.work, "uas.csv")
+
+    def discover_port(self, deadline):
+        """The port is known before the start (a fixed bench port)."""
+
     def prepare_run(self, run_dir):
         pass
 
@@ -361,12 +373,14 @@ class Server:
         self.run_dir = run_dir
         os.makedirs(run_dir, exist_ok=True)
         self.prepare_run(run_dir)
-        if udp_bound(self.port):
+        if self.port and udp_bound(self.port):
             raise ServerError(f"UDP {HOST}:{self.port} is already in use by another process")
         cmd = (cap.prefix() if cap else []) + ["taskset", "-c", str(self.args.server_cpu)] + self.command()
-        self.proc = spawn(cmd, os.path.join(run_dir, f"{self.name}.log"), run_dir)
+        self.proc = spawn(cmd, os.path.join(run_dir, f"{self.name}.log"), run_dir,
+                          stdin=subprocess.PIPE)
         t_start = time.time()
         deadline = t_start + self.args.start_timeout
+        self.discover_port(deadline)
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise ServerError(
@@ -485,6 +499,47 @@ class Confab(Server):
         return status_kb(self.proc.pid, "VmRSS")
 
 
+class ConfabExample(Server):
+    """Interim stand-in while `confab serve` has no SIP front end: confab-frontend's
+    `serve_users` example (the Front End runtime with the SQLite store in a temporary folder
+    and N generated users `userI@example.com` / `userI-pw`, MD5 only), on a port it picks
+    and prints as `udp=ADDR`. Same registrar, proxy and store code, no config file."""
+
+    name = "confab"
+
+    def __init__(self, args, work, binary):
+        super().__init__(args, work)
+        self.binary = binary
+        self.uas_user = f"user{args.users}"
+
+    def provision(self):
+        with open(os.path.join(self.work, "uas-example.csv"), "w") as f:
+            u, pw = self.cred(self.args.users)
+            f.write(f"SEQUENTIAL\n{u};[authentication username={u} password={pw}]\n")
+
+    def cred(self, i):
+        return f"user{i}", f"user{i}-pw"
+
+    def uas_csv(self):
+        return os.path.join(self.work, "uas-example.csv")
+
+    def command(self):
+        return [self.binary, str(self.args.users + 1), "MD5"]
+
+    def discover_port(self, deadline):
+        self.port = 0
+        logf = os.path.join(self.run_dir, f"{self.name}.log")
+        while time.time() < deadline and self.proc.poll() is None:
+            m = re.search(r"udp=[^\s:]+:(\d+)", open(logf, errors="replace").read())
+            if m:
+                self.port = int(m.group(1))
+                return
+            time.sleep(0.05)
+
+    def rss_kb(self):
+        return status_kb(self.proc.pid, "VmRSS")
+
+
 # ---------------------------------------------------------------------------------------
 # SIPp
 
@@ -495,6 +550,9 @@ def sipp_cmd(args, remote_port, scenario_file, port, extra):
     return ["taskset", "-c", str(args.load_cpu), "sipp"] + remote + ["-sf", scenario_file,
             "-i", HOST, "-p", str(port), "-nostdin",
             "-key", "domain", DOMAIN,
+            # Digest uri = the Request-URI (RFC 3261 22.4); SIPp's default is remote IP:port,
+            # which Confab refuses (400) and Kamailio does not check.
+            "-auth_uri", DOMAIN,
             # No generator-side throttling: SIPp's default cap on open calls would turn the
             # overload test into a closed loop.
             "-l", "200000",
@@ -600,7 +658,7 @@ class Bench:
         stat = os.path.join(run_dir, "uas-register.csv")
         msgs = os.path.join(run_dir, "uas-register.msg")
         cmd = sipp_cmd(self.args, server.port, os.path.join(SCEN, "register.xml"), self.args.uas_port + 1,
-                       ["-inf", os.path.join(self.work, "uas.csv"),
+                       ["-inf", server.uas_csv(),
                         "-key", "contact", f"{HOST}:{self.args.uas_port}",
                         "-m", "1", "-trace_stat", "-stf", stat, "-trace_msg", "-message_file", msgs])
         p = spawn(cmd, os.path.join(run_dir, "uas-register.out"), run_dir)
@@ -614,7 +672,7 @@ class Bench:
         except (OSError, ValueError, KeyError):
             ok = False
         if not ok:
-            raise ServerError(f"REGISTER of the UAS ({UAS_USER}@{DOMAIN} -> {HOST}:{self.args.uas_port}) "
+            raise ServerError(f"REGISTER of the UAS ({server.uas_user}@{DOMAIN} -> {HOST}:{self.args.uas_port}) "
                               f"failed: SIPp {summarize_messages(msgs)}")
 
     def start_uas(self, scenario, run_dir):
@@ -659,7 +717,7 @@ class Bench:
         for i in range(n_inst):
             port = self.args.uac_port + i
             users = os.path.join(run_dir, f"users{i}.csv")
-            write_slice(users, self.names, self.users_for(per_calls), per_calls)
+            write_slice(users, server.cred, len(self.names), self.users_for(per_calls), per_calls)
             extra = ["-inf", users, "-r", f"{per_rate:g}", "-rp", "1000", "-m", str(per_calls),
                      "-trace_stat", "-stf", os.path.join(run_dir, f"stat{i}.csv"), "-fd", "1",
                      "-trace_err", "-error_file", os.path.join(run_dir, f"errors{i}.log"),
@@ -667,7 +725,7 @@ class Bench:
             if scenario == "register":
                 extra += ["-key", "contact", f"{HOST}:{port}"]
             else:
-                extra += ["-s", UAS_USER]
+                extra += ["-s", server.uas_user]
             if trace:
                 extra += ["-trace_msg", "-message_file", os.path.join(run_dir, f"msg{i}.log")]
             f = os.path.join(SCEN, "register.xml" if scenario == "register" else f"{scenario}_uac.xml")
@@ -980,7 +1038,7 @@ def mode_memory(args, bench, servers):
                     f"with {r1.succ}, {s2[k] / 1048576:8.1f} MiB with {ok}:  "
                     f"{(s2[k] - s0[k]) / max(ok, 1):7.0f} bytes per binding "
                     f"(marginal over the last {r2.succ}: {(s2[k] - s1[k]) / max(r2.succ, 1):.0f})")
-            if isinstance(srv, Confab) and args.mem_settle > 0:
+            if not isinstance(srv, Kamailio) and args.mem_settle > 0:
                 log(f"  confab: waiting {args.mem_settle:.0f} s for the REGISTER transactions to expire (Timer J) ...")
                 time.sleep(args.mem_settle)
                 s3 = sample()
@@ -1022,6 +1080,10 @@ def main():
     ap.add_argument("--uas-port", type=int, default=15170)
     ap.add_argument("--uac-port", type=int, default=15081)
     ap.add_argument("--confab-bin", help="confab binary (run.sh passes the release build)")
+    ap.add_argument("--confab-example", action="store_true",
+                    help="interim: run confab-frontend's serve_users example as the Confab side "
+                         "instead of `confab serve` (see bench/README.md)")
+    ap.add_argument("--confab-example-bin", help="its binary (run.sh builds and passes it)")
     ap.add_argument("--confab-config", default=os.path.join(HERE, "confab.toml"),
                     help="Confab configuration template (default bench/frontend/confab.toml)")
     ap.add_argument("--cap", type=float, default=25.0,
@@ -1052,8 +1114,8 @@ def main():
     args.rates = rates
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
     modes = ("perf", "overload", "memory") if args.mode == "all" else (args.mode,)
-    if args.only != "kamailio" and not args.confab_bin:
-        ap.error("--confab-bin is required unless --only kamailio (run.sh passes it)")
+    if args.only != "kamailio" and not (args.confab_example_bin if args.confab_example else args.confab_bin):
+        ap.error("--confab-bin (or --confab-example-bin) is required unless --only kamailio (run.sh passes it)")
 
     work = tempfile.mkdtemp(prefix="confab-bench-")
     log(f"Front End benchmark  {time.strftime('%Y-%m-%d %H:%M:%S')}  work folder {work}")
@@ -1076,7 +1138,10 @@ def main():
         if args.only != "confab":
             servers.append(Kamailio(args, work))
         if args.only != "kamailio":
-            c = Confab(args, work, args.confab_bin)
+            if args.confab_example:
+                c = ConfabExample(args, work, args.confab_example_bin)
+            else:
+                c = Confab(args, work, args.confab_bin)
             try:
                 c.provision()
                 servers.append(c)

@@ -24,10 +24,12 @@ fi
 
 args=("$@")
 only=""
+example=""
 for ((i = 0; i < ${#args[@]}; i++)); do
   case "${args[$i]}" in
     --only) only="${args[$((i + 1))]:-}" ;;
     --only=*) only="${args[$i]#--only=}" ;;
+    --confab-example) example=1 ;;
     -h|--help) exec python3 bench/frontend/bench.py --help ;;
   esac
 done
@@ -35,9 +37,16 @@ done
 extra=()
 if [ "$only" != "kamailio" ]; then
   TGT=${CARGO_TARGET_DIR:-target}
-  echo "building confab (release) in $TGT ..."
-  cargo build -q --release -p confab
-  extra=(--confab-bin "$(realpath "$TGT/release/confab")")
+  if [ -n "$example" ]; then
+    # Interim Confab side until `confab serve` runs the SIP front end (bench/README.md).
+    echo "building confab-frontend's serve_users example (release) in $TGT ..."
+    cargo build -q --release -p confab-frontend --features testing --example serve_users
+    extra=(--confab-example-bin "$(realpath "$TGT/release/examples/serve_users")")
+  else
+    echo "building confab (release) in $TGT ..."
+    cargo build -q --release -p confab
+    extra=(--confab-bin "$(realpath "$TGT/release/confab")")
+  fi
 fi
 
 # SIPp wants more open files than calls it may hold open (-l); best effort.
