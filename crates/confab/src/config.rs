@@ -16,9 +16,11 @@
 //! optional, read only by `confab serve --role av-edge`, not written by `confab init`), and
 //! `[turn_credentials]` (owned by [`crate::turn_credentials`]: the secrets and URIs a
 //! Front End issues TURN credentials with when the A/V Edge runs on other nodes).
-//! Tables of roles that are not wired yet (`[registrar]`, `[auth]`, `[proxy]`, ...) are
-//! not accepted yet: they arrive with their roles, and until then writing one is an
-//! "unknown key" error rather than a setting silently ignored.
+//! The SIP Front End's tables: `[auth]` (owned by `confab-auth`), `[proxy]`
+//! (`confab-proxy`), `[registrar]` (`confab-registrar`) and `[frontend]`
+//! (`confab-frontend`). Tables of roles that are not wired yet (presence, IM, ...) are not
+//! accepted yet: they arrive with their roles, and until then writing one is an "unknown
+//! key" error rather than a setting silently ignored.
 
 use std::collections::HashSet;
 use std::fmt;
@@ -58,6 +60,14 @@ pub struct Config {
     pub log: LogConfig,
     /// `[turn]`: the A/V Edge relay (`confab serve --role av-edge`); absent on front ends.
     pub turn: Option<TurnConfig>,
+    /// `[auth]`: SIP digest authentication and trusted peers (owned by `confab-auth`).
+    pub auth: confab_auth::AuthConfig,
+    /// `[proxy]`: the stateful SIP proxy (owned by `confab-proxy`).
+    pub proxy: confab_proxy::ProxyConfig,
+    /// `[registrar]`: the SIP registrar (owned by `confab-registrar`).
+    pub registrar: confab_registrar::RegistrarConfig,
+    /// `[frontend]`: the SIP Front End runtime (owned by `confab-frontend`).
+    pub frontend: confab_frontend::FrontendConfig,
     /// `[turn_credentials]`: issuing TURN credentials (see [`crate::turn_credentials`]).
     pub turn_credentials: crate::turn_credentials::TurnCredentialsConfig,
 }
@@ -139,6 +149,10 @@ impl Default for Config {
             http: HttpConfig::default(),
             log: LogConfig::default(),
             turn: None,
+            auth: Default::default(),
+            proxy: Default::default(),
+            registrar: Default::default(),
+            frontend: Default::default(),
             turn_credentials: Default::default(),
         }
     }
@@ -507,6 +521,28 @@ impl Config {
         for (key, message) in crate::turn_credentials::check(self) {
             problem(key, message);
         }
+        let role_errors = [
+            ("auth", self.auth.validate().err().map(|e| e.to_string())),
+            ("proxy", self.proxy.validate().err().map(|e| e.to_string())),
+            (
+                "registrar",
+                self.registrar.validate().err().map(|e| e.to_string()),
+            ),
+            (
+                "frontend",
+                self.frontend.validate().err().map(|e| e.to_string()),
+            ),
+        ];
+        for (table, text) in role_errors {
+            let Some(text) = text else { continue };
+            // The roles' errors start with the dotted key (`auth.algorithms[1]: ...`).
+            match text.split_once(": ") {
+                Some((key, message)) if key.starts_with(table) => {
+                    problem(key.to_owned(), message.to_owned());
+                }
+                _ => problem(table.to_owned(), text),
+            }
+        }
         if let Err(message) = self.store.validate() {
             // confab-store prefixes its messages with the dotted key.
             match message.split_once(": ") {
@@ -593,8 +629,8 @@ pub fn render(init: &InitSettings) -> String {
         r#"# Confab configuration: node-local settings only. Organisation policy (users, tokens,
 # and later routes, dial plans, filters) lives in the database and is changed with the CLI
 # or the admin API. Relative paths are resolved against this file's folder. Unknown keys
-# are errors. Tables of roles not wired yet ([registrar], [auth], [proxy]) arrive
-# with those roles.
+# are errors. Tables of roles not wired yet (presence, IM, conferencing) arrive with
+# those roles.
 
 # This node's name, unique within a pool; appears in logs and metrics.
 node_id = {node_id}
@@ -774,8 +810,167 @@ ttl_s = {turn_ttl}
             LogFormat::Text => "text",
             LogFormat::Json => "json",
         }),
-    )
+    ) + &render_sip_roles(&d)
 }
+
+/// The `[auth]`, `[proxy]`, `[registrar]` and `[frontend]` tables of [`render`], from the
+/// roles' own defaults (serialized, so the file never drifts from them), one comment per key.
+fn render_sip_roles(d: &Config) -> String {
+    fn table<T: Serialize>(
+        name: &str,
+        value: &T,
+        comments: &[(&str, &str)],
+        unset: &[(&str, &str, &str)],
+    ) -> String {
+        let body = toml::to_string(value).unwrap_or_default();
+        let mut out = format!("\n[{name}]\n");
+        for line in body.lines().filter(|l| !l.trim().is_empty()) {
+            let key = line.split(" = ").next().unwrap_or("").trim();
+            let comment = comments
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map_or("See the README.", |(_, c)| c);
+            out.push_str(&format!("# {comment}\n{line}\n"));
+        }
+        for (key, comment, example) in unset {
+            out.push_str(&format!("# {comment}\n# {key} = {example}\n"));
+        }
+        out
+    }
+    let mut s = String::new();
+    s.push_str(&table("auth", &d.auth, AUTH_COMMENTS, &[]));
+    s.push_str(&table("proxy", &d.proxy, PROXY_COMMENTS, &[]));
+    s.push_str(&table(
+        "registrar",
+        &d.registrar,
+        REGISTRAR_COMMENTS,
+        &[(
+            "flow_timer_s",
+            "Flow-Timer (RFC 5626) sent to outbound clients, seconds; unset = no header.",
+            "120",
+        )],
+    ));
+    s.push_str(&table("frontend", &d.frontend, FRONTEND_COMMENTS, &[]));
+    s
+}
+
+const AUTH_COMMENTS: &[(&str, &str)] = &[
+    (
+        "nonce_ttl_s",
+        "How long a digest nonce is accepted, seconds; afterwards clients get stale=true and retry without asking the user.",
+    ),
+    (
+        "algorithms",
+        "Digest algorithms offered, one challenge each, in this order (MD5, SHA-256, SHA-512-256); put MD5 first for old clients that fail on SHA-256.",
+    ),
+    (
+        "trusted_peers",
+        "Peers exempt from digest whose P-Asserted-Identity is believed: IPs, networks (10.0.0.0/8) or cert:NAME of a TLS client certificate.",
+    ),
+    (
+        "max_failures_per_minute",
+        "Failed digest attempts per (source IP, account) and minute before that pair gets 403 with Retry-After (0 = no limit).",
+    ),
+    (
+        "lockout_s",
+        "How long a (source IP, account) pair over the limit is refused, seconds.",
+    ),
+    (
+        "replay_window",
+        "Nonces tracked for nonce-count replay protection (about 40 bytes each).",
+    ),
+    (
+        "max_tracked_pairs",
+        "(source IP, account) pairs tracked for the failure limit.",
+    ),
+    (
+        "nonce_secret",
+        "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = random per start.",
+    ),
+];
+const PROXY_COMMENTS: &[(&str, &str)] = &[
+    (
+        "timer_c_s",
+        "Timer C: an INVITE branch without a final response is cancelled after this long, reset by provisionals, seconds (> 180).",
+    ),
+    (
+        "recurse_on_3xx",
+        "Follow the Contacts of 3xx responses as new branches instead of returning the 3xx.",
+    ),
+    (
+        "max_branches",
+        "Most branches one request may create (forking and recursion).",
+    ),
+    (
+        "record_route",
+        "Record-Route dialog-creating requests (needed for NAT traversal over flows and transport bridging).",
+    ),
+    (
+        "default_max_forwards",
+        "Max-Forwards set on forwarded requests that arrived without one.",
+    ),
+    (
+        "supported_proxy_require",
+        "Option tags accepted in Proxy-Require; any other gets 420 Bad Extension.",
+    ),
+];
+const REGISTRAR_COMMENTS: &[(&str, &str)] = &[
+    (
+        "min_expires_s",
+        "Shortest accepted non-zero registration expiry, seconds (shorter gets 423 with Min-Expires).",
+    ),
+    (
+        "max_expires_s",
+        "Longest granted registration expiry, seconds (longer requests are shortened).",
+    ),
+    (
+        "default_expires_s",
+        "Expiry when a REGISTER names none, seconds.",
+    ),
+    ("max_contacts", "Most bindings (devices) per address."),
+    (
+        "on_too_many_contacts",
+        "Beyond max_contacts: reject (403) or replace_oldest (drop the least recently refreshed binding).",
+    ),
+    (
+        "service_route",
+        "Service-Route URIs (RFC 3608) returned in every 200 to a REGISTER, e.g. sip:fe1.example.com;lr (without <>).",
+    ),
+    (
+        "flow_timer_s",
+        "Flow-Timer (RFC 5626) sent to outbound clients, seconds; unset = no header.",
+    ),
+    (
+        "flow_failure_removes",
+        "Bindings a closed flow removes: outbound (RFC 5626 bindings only) or all.",
+    ),
+    (
+        "gruu",
+        "Issue GRUUs (RFC 5627) to clients that ask for them.",
+    ),
+];
+const FRONTEND_COMMENTS: &[(&str, &str)] = &[
+    (
+        "workers",
+        "Worker tasks each owning a transaction layer (messages spread by Call-ID); 0 = one per CPU core.",
+    ),
+    (
+        "max_pending_per_worker",
+        "Requests a worker may have in authentication/routing at once; beyond, new requests get 503 with Retry-After.",
+    ),
+    (
+        "inbox",
+        "Messages queued per worker; when full, new requests get a stateless 503.",
+    ),
+    (
+        "overload_retry_after_s",
+        "Retry-After in overload and drain 503 responses, seconds.",
+    ),
+    (
+        "drain_timeout_s",
+        "On SIGTERM, how long open transactions may take to finish, seconds.",
+    ),
+];
 
 #[cfg(test)]
 mod tests {
@@ -936,11 +1131,11 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `turn_credentials`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
         );
         check_parse_error(
-            "[registrar]\nmin_expires_s = 60\n",
-            "/etc/confab.toml:1: registrar: unknown field `registrar`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `turn_credentials`",
+            "[presence]\nenabled = true\n",
+            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",
@@ -1020,6 +1215,24 @@ mod tests {
             ],
         );
         check_validate("[log]\nlevel = \"warn,confab::http=debug\"\n", &[]);
+        check_validate(
+            "[auth]\nalgorithms = [\"SHA-256\", \"SHA1\"]\n",
+            &["c.toml:2: auth.algorithms[1]: `SHA1` is not one of MD5, SHA-256, SHA-512-256"],
+        );
+        check_validate(
+            "[proxy]\ntimer_c_s = 60\n",
+            &[
+                "c.toml:2: proxy.timer_c_s: 60 s is not more than 3 minutes (RFC 3261 §16.6 asks for > 180)",
+            ],
+        );
+        check_validate(
+            "[registrar]\nmax_contacts = 0\n",
+            &["c.toml:2: registrar.max_contacts: must be between 1 and 100"],
+        );
+        check_validate(
+            "[frontend]\ninbox = 0\n",
+            &["c.toml:2: frontend.inbox: must be at least 1"],
+        );
         check_validate(
             "[http.user]\nnonce_lifetime_s = 0\n",
             &["c.toml:2: http.user.nonce_lifetime_s: must be at least 1 second"],

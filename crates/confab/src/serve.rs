@@ -1,9 +1,10 @@
 //! `confab serve`: starts the roles of this node, reloads on SIGHUP, drains on SIGTERM.
 //!
 //! Roles (`--role`, default `front-end`):
-//! - **front-end**: today the admin HTTP listener and the user HTTPS API. The SIP
-//!   transports, registrar, proxy and presence are **not built yet**: `transport.listen` is
-//!   validated but not bound, and the log says so at start.
+//! - **front-end**: the admin HTTP listener, the user HTTPS API, and the SIP Front End
+//!   (`confab-frontend`: transports of `[transport]`, authentication `[auth]`, registrar
+//!   `[registrar]`, proxy `[proxy]`, runtime `[frontend]`) when `transport.listen` names
+//!   listeners. Presence and IM are not built yet.
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
 //!   (required with this role). An edge-only node opens no database; its admin listener
 //!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
@@ -241,18 +242,52 @@ async fn start_front_end(
         ));
     }
     if !config.transport.listen.is_empty() {
-        let specs: Vec<String> = config
-            .transport
-            .listen
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        tracing::warn!(
-            listeners = ?specs,
-            "SIP transports, registrar and proxy are not wired into the binary yet: transport.listen is validated but not bound"
-        );
+        // The SIP Front End drains (503 + Retry-After to new requests, open transactions
+        // finish) when the stop signal comes, alongside the HTTP listeners.
+        let sip = start_sip(config, stores).await?;
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let _ = stop.wait_for(|s| *s).await;
+            sip.drain().await;
+        });
     }
     Ok(state)
+}
+
+/// Binds the SIP listeners and starts the Front End (`confab-frontend`) on the shared
+/// database. The registrar's GRUU key lives next to the database (`gruu.key`, 0600) so
+/// temporary GRUUs survive restarts.
+async fn start_sip(
+    config: &Config,
+    stores: &crate::store::Stores,
+) -> anyhow::Result<confab_frontend::SipServer> {
+    let mut settings = confab_frontend::FrontendSettings::new(&config.node_id, &config.domains);
+    settings.frontend = config.frontend.clone();
+    settings.auth = config.auth.clone();
+    settings.proxy = config.proxy.clone();
+    let tls = config
+        .transport
+        .listen
+        .iter()
+        .any(|l| l.transport.is_secure())
+        .then(|| config.tls.clone());
+    let key_path = config.store.path.with_file_name("gruu.key");
+    let gruu_key = confab_frontend::load_or_create_key(&key_path)
+        .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
+    let sip = confab_frontend::SipServer::start(
+        settings,
+        config.transport.clone(),
+        tls,
+        confab_frontend::Stores {
+            users: stores.users.clone(),
+            registrations: stores.registrations.clone(),
+        },
+        config.registrar.clone(),
+        gruu_key,
+    )
+    .await
+    .context("SIP front end")?;
+    Ok(sip)
 }
 
 /// The A/V Edge: the STUN/TURN relay of `confab-turn` on its own worker threads.

@@ -142,7 +142,7 @@ fn config_errors_name_file_line_and_key() {
         &[": http.admin.listen: invalid socket address syntax"],
     );
     check_config_error(
-        "\"udp:127.0.0.1:5060\"",
+        "\"udp:127.0.0.1:0\"",
         "\"udp:127.0.0.1:99999\"",
         &[":15: transport.listen[0]: listener `udp:127.0.0.1:99999`: bad port `99999`"],
     );
@@ -153,8 +153,18 @@ fn config_errors_name_file_line_and_key() {
     );
     check_config_error(
         "[store]\n",
-        "[registrar]\nmin_expires_s = 60\n[store]\n",
-        &[": registrar: unknown field `registrar`"],
+        "[presence]\nenabled = true\n[store]\n",
+        &[": presence: unknown field `presence`"],
+    );
+    check_config_error(
+        "max_contacts = 10",
+        "max_contacts = 0",
+        &[": registrar.max_contacts: must be between 1 and 100"],
+    );
+    check_config_error(
+        "timer_c_s = 185",
+        "timer_c_s = 30",
+        &[": proxy.timer_c_s: 30 s is not more than 3 minutes"],
     );
     check_config_error(
         "read_connections = 4",

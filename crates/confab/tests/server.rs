@@ -438,7 +438,7 @@ fn sighup_reloads_and_sigterm_drains() {
     // A reload with a changed level and a changed listener: the level applies, the
     // listener change is reported as needing a restart.
     edit_config(d, "level = \"info\"", "level = \"debug\"");
-    edit_config(d, "\"udp:127.0.0.1:5060\"", "\"udp:127.0.0.1:5070\"");
+    edit_config(d, "\"udp:127.0.0.1:0\"", "\"udp:127.0.0.1:5070\"");
     srv.signal("HUP");
     srv.wait_for_log("log level applied");
     srv.wait_for_log("TLS certificate reloaded");

@@ -88,7 +88,14 @@ pub fn init_dir(domain: &str) -> tempfile::TempDir {
     let text = std::fs::read_to_string(&cfg).unwrap();
     let text = text
         .replace("\"127.0.0.1:9090\"", "\"127.0.0.1:0\"")
-        .replace("\"127.0.0.1:9443\"", "\"127.0.0.1:0\"");
+        .replace("\"127.0.0.1:9443\"", "\"127.0.0.1:0\"")
+        // The SIP listeners too, so tests run side by side (the server logs the real ports
+        // as `transport.listen[i]`).
+        .replace("\"udp:127.0.0.1:5060\"", "\"udp:127.0.0.1:0\"")
+        .replace("\"tcp:127.0.0.1:5060\"", "\"tcp:127.0.0.1:0\"")
+        .replace("\"tls:127.0.0.1:5061\"", "\"tls:127.0.0.1:0\"")
+        .replace("\"ws:127.0.0.1:8080\"", "\"ws:127.0.0.1:0\"")
+        .replace("\"wss:127.0.0.1:8443\"", "\"wss:127.0.0.1:0\"");
     std::fs::write(&cfg, text).unwrap();
     dir
 }
