@@ -2,7 +2,7 @@
 //! UDP port, for load tests with SIPp. Prints `udp=ADDR` and runs until stdin closes.
 //!
 //! ```text
-//! cargo run --release -p confab-frontend --features testing --example serve_users -- 1000 [MD5,SHA-256]
+//! cargo run --release -p confab-frontend --features testing --example serve_users -- 1000 [MD5,SHA-256] [WORKERS]
 //! ```
 
 use confab_frontend::FrontendSettings;
@@ -20,7 +20,9 @@ async fn main() {
         .split(',')
         .map(str::to_owned)
         .collect();
+    let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(0);
     let mut settings = FrontendSettings::new("bench", &["example.com".into()]);
+    settings.frontend.workers = workers;
     settings.auth.algorithms = algorithms;
     settings.auth.max_failures_per_minute = 0;
     let server = TestServer::builder()
