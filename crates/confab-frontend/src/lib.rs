@@ -90,20 +90,39 @@ impl SipServer {
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
     ) -> Result<SipServer, StartError> {
+        SipServer::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
+    }
+
+    /// [`SipServer::start`] with later roles added to the builder by `extend` (chain steps
+    /// with [`FrontendBuilder::handler_before`], offline messaging with
+    /// [`FrontendBuilder::offline_messages`]).
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not start.
+    pub async fn start_with(
+        settings: FrontendSettings,
+        transport: confab_transport::TransportConfig,
+        tls: Option<confab_transport::TlsConfig>,
+        stores: Stores,
+        registrar: confab_registrar::RegistrarConfig,
+        gruu_key: [u8; 32],
+        extend: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
+    ) -> Result<SipServer, StartError> {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
         for l in handle.listeners() {
             let key = format!("transport.listen[{}]", l.id);
             tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
-        let frontend =
-            match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
-                Ok(f) => f,
-                Err(e) => {
-                    handle.shutdown();
-                    return Err(e.into());
-                }
-            };
+        let frontend = match extend(FrontendBuilder::new(settings, stores, registrar))
+            .start(handle.clone(), events)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                handle.shutdown();
+                return Err(e.into());
+            }
+        };
         Ok(SipServer {
             frontend,
             transport: handle,

@@ -35,7 +35,16 @@ pub(crate) async fn register(
             random: rand::random(),
         })
         .await;
-    out.response
+    let mut response = out.response;
+    // The chain's response headers (an upgrade notice) go on the registrar's final answer.
+    if response.status().is_some_and(|s| s >= 200) {
+        for (n, v) in &ctx.response_headers {
+            if response.push_header(n.as_str(), v).is_err() {
+                tracing::debug!(name = %n, "response header refused");
+            }
+        }
+    }
+    response
 }
 
 /// The router's GRUU resolution, over the registrar (which owns the GRUU format and key).

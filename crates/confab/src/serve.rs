@@ -200,6 +200,7 @@ async fn start_front_end(
         users: stores.users.clone(),
         tokens: stores.tokens.clone(),
         registrations: stores.registrations.clone(),
+        policy: stores.policy.clone(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),
@@ -271,10 +272,27 @@ async fn start_sip(
         .iter()
         .any(|l| l.transport.is_secure())
         .then(|| config.tls.clone());
+    // The filters: policy from the database, polled so a change made by any node's CLI or
+    // admin API applies here without a restart. A policy that cannot load stops the start
+    // (running without it would let through what it blocks).
+    let filter_settings = confab_filters::FilterSettings {
+        served_domains: config.domains.clone(),
+        warn_agent: config
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.node_id.clone()),
+    };
+    let policies = Arc::new(
+        confab_filters::FilterPolicies::load(stores.policy.clone(), filter_settings)
+            .await
+            .context("filter policy")?,
+    );
+    tokio::spawn(policies.clone().watch(FILTER_POLL));
     let key_path = config.store.path.with_file_name("gruu.key");
     let gruu_key = confab_frontend::load_or_create_key(&key_path)
         .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
-    let sip = confab_frontend::SipServer::start(
+    let sip = confab_frontend::SipServer::start_with(
         settings,
         config.transport.clone(),
         tls,
@@ -284,11 +302,18 @@ async fn start_sip(
         },
         config.registrar.clone(),
         gruu_key,
+        |b| {
+            b.handler_before("dialog", Arc::new(policies.client_version_handler()))
+                .handler_before("router", Arc::new(policies.im_filter_handler()))
+        },
     )
     .await
     .context("SIP front end")?;
     Ok(sip)
 }
+
+/// How often a front end polls the filter policy versions (one small read).
+const FILTER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The A/V Edge: the STUN/TURN relay of `confab-turn` on its own worker threads.
 fn start_av_edge(config: confab_turn::TurnConfig) -> anyhow::Result<confab_turn::TurnHandle> {

@@ -30,6 +30,13 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         DELETE "/api/admin/v1/users/{address}" => remove_user,
         PUT "/api/admin/v1/users/{address}/password" => set_password,
         GET "/api/admin/v1/registrations" => crate::http::registrations::admin_list,
+        GET "/api/admin/v1/im-filter" => crate::http::filters::get_im_filter,
+        PUT "/api/admin/v1/im-filter" => crate::http::filters::put_im_filter,
+        GET "/api/admin/v1/client-filter" => crate::http::filters::get_client_filter,
+        PUT "/api/admin/v1/client-filter" => crate::http::filters::put_client_filter,
+        POST "/api/admin/v1/client-filter/rules" => crate::http::filters::add_client_rule,
+        DELETE "/api/admin/v1/client-filter/rules/{number}" => crate::http::filters::remove_client_rule,
+        GET "/api/admin/v1/client-filter/test" => crate::http::filters::test_client_filter,
         GET "/api/admin/v1/turn/usage" => crate::http::turn::admin_usage,
         POST "/api/admin/v1/turn/usage/compact" => crate::http::turn::admin_compact_usage,
     ]
