@@ -63,3 +63,12 @@ impl GruuResolver for RegistrarGruu {
         })
     }
 }
+
+/// The address-of-record of a REGISTER (its To URI, `sip:user@domain`).
+pub(crate) fn aor_of(request: &Message) -> Option<confab_core::Address> {
+    let to = request.to()?.ok()?;
+    match to.uri {
+        confab_sip::Uri::Sip(u) => confab_core::Address::new(u.user?, &u.host.to_string()).ok(),
+        _ => None,
+    }
+}

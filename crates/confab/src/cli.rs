@@ -52,6 +52,9 @@ pub enum Command {
     /// Manage the Client Version Filter rules (User-Agent products and versions)
     #[command(subcommand)]
     ClientFilter(crate::commands::filters::ClientFilterCommand),
+    /// The offline message queue: MESSAGEs stored for users with no registered endpoint
+    #[command(subcommand)]
+    Messages(crate::commands::messages::MessagesCommand),
     /// Print time-limited TURN credentials and URIs for a user (TURN REST API scheme)
     TurnCredentials(crate::turn_credentials::TurnCredentialsArgs),
     /// Replace the database with the contents of FILE (safe while the server runs)

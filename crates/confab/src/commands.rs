@@ -20,6 +20,7 @@ use crate::http::views::{self, FieldError, TokenView, UserView};
 use crate::store::Stores;
 
 pub mod filters;
+pub mod messages;
 pub mod registrations;
 
 impl From<FieldError> for UsageError {

@@ -160,6 +160,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = location.load()?;
             commands::filters::client_filter(&config, cmd).await
         }
+        Command::Messages(cmd) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::messages::run(&config, cmd).await
+        }
         Command::Backup { file } => {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
             let config = location.load()?;

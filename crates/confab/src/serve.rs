@@ -4,7 +4,9 @@
 //! - **front-end**: the admin HTTP listener, the user HTTPS API, and the SIP Front End
 //!   (`confab-frontend`: transports of `[transport]`, authentication `[auth]`, registrar
 //!   `[registrar]`, proxy `[proxy]`, runtime `[frontend]`) when `transport.listen` names
-//!   listeners. Presence and IM are not built yet.
+//!   listeners, with the filters (Client Version Filter, Intelligent IM Filter; policy
+//!   from the database, polled every 2 s) and offline messaging (`[im]`). Presence is not
+//!   built yet.
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
 //!   (required with this role). An edge-only node opens no database; its admin listener
 //!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
@@ -201,6 +203,7 @@ async fn start_front_end(
         tokens: stores.tokens.clone(),
         registrations: stores.registrations.clone(),
         policy: stores.policy.clone(),
+        messages: stores.messages.clone(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),
@@ -305,6 +308,7 @@ async fn start_sip(
         |b| {
             b.handler_before("dialog", Arc::new(policies.client_version_handler()))
                 .handler_before("router", Arc::new(policies.im_filter_handler()))
+                .offline_messages(stores.messages.clone(), config.im.clone())
         },
     )
     .await
@@ -393,6 +397,7 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("store", changed(&new.store, &running.store)),
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
+        ("im", new.im != running.im),
         ("turn", new.turn != running.turn),
         (
             "turn_credentials",

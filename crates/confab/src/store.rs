@@ -22,6 +22,8 @@ pub struct Stores {
     pub registrations: Arc<dyn confab_core::RegistrationStore>,
     /// Filter policy (Client Version Filter, Intelligent IM Filter).
     pub policy: Arc<dyn confab_core::policy::PolicyStore>,
+    /// The offline message queue.
+    pub messages: Arc<dyn confab_core::message_queue::MessageQueueStore>,
     sqlite: SqliteStore,
 }
 
@@ -40,6 +42,7 @@ impl Stores {
             tokens: Arc::new(sqlite.clone()),
             registrations: Arc::new(sqlite.clone()),
             policy: Arc::new(sqlite.clone()),
+            messages: Arc::new(sqlite.clone()),
             sqlite,
         }
     }

@@ -37,6 +37,8 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         POST "/api/admin/v1/client-filter/rules" => crate::http::filters::add_client_rule,
         DELETE "/api/admin/v1/client-filter/rules/{number}" => crate::http::filters::remove_client_rule,
         GET "/api/admin/v1/client-filter/test" => crate::http::filters::test_client_filter,
+        GET "/api/admin/v1/messages" => crate::http::messages::admin_list,
+        DELETE "/api/admin/v1/messages/{id}" => crate::http::messages::admin_remove,
         GET "/api/admin/v1/turn/usage" => crate::http::turn::admin_usage,
         POST "/api/admin/v1/turn/usage/compact" => crate::http::turn::admin_compact_usage,
     ]

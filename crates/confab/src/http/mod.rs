@@ -22,6 +22,7 @@ pub mod admin;
 pub mod digest;
 pub mod error;
 pub mod filters;
+pub mod messages;
 pub mod registrations;
 pub mod state;
 pub mod turn;
