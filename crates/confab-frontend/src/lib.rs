@@ -18,9 +18,14 @@
 //! * **drain** ([`FrontendHandle::drain`], on SIGTERM): new requests get 503 with
 //!   `Retry-After`, transactions in progress finish, then the workers stop.
 //!
+//! * **offline messages** ([`FrontendBuilder::offline_messages`], `confab-im`): the
+//!   `im-offline` chain step, delivery of a user's queue after each successful REGISTER
+//!   (the MESSAGEs go out as client transactions of a worker's proxy core,
+//!   `Proxy::originate`), and the expiry sweep.
+//!
 //! **What it does not do:** bind sockets (the caller passes a bound transport), parse the
-//! configuration file (the binary does), DNS, presence, IM storage, filters (later roles
-//! slot into the chain with [`FrontendBuilder::handler_before`]).
+//! configuration file (the binary does), DNS, presence, filters (later roles slot into the
+//! chain with [`FrontendBuilder::handler_before`]).
 //!
 //! **Threads:** `workers` tasks (default: one per core) on the caller's multi-threaded tokio
 //! runtime. One transaction layer per worker rather than one behind a lock: the layer is
