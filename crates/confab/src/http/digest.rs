@@ -7,9 +7,11 @@
 //! phones that lack SHA-256 still work). The realm is the `Host` of the request when it is
 //! a served domain; otherwise one challenge pair per served domain is sent.
 //!
-//! The nonce secret is random per process start, so nonces do not survive a restart (the
-//! client just gets a fresh challenge) and are not shared between the front ends of a pool
-//! yet: a shared secret arrives with the pool issue.
+//! The nonce key is derived from `auth.nonce_secret` or from the `nonce.key` file beside the
+//! database (see `serve`), so it is the same across restarts and, with a configured secret,
+//! on every front end of a pool. The nonce-count window is in memory: a nonce minted before
+//! this process started verifies but is answered `stale=true`, so the client retries at
+//! once with a fresh nonce instead of asking its user for the password again.
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -68,15 +70,16 @@ fn node_number(node_id: &str) -> u32 {
 }
 
 impl DigestAuth {
-    /// A fresh state with a random secret (32 bytes from `random`).
-    pub fn new(random: [u8; 32], dummy_password: [u8; 16], lifetime_s: u32, node_id: &str) -> Self {
-        let secret = NonceSecret::new(&random).expect("32 bytes is long enough");
+    /// A fresh state with the nonce key `key` (32 bytes; persistent, see the module docs).
+    pub fn new(key: [u8; 32], dummy_password: [u8; 16], lifetime_s: u32, node_id: &str) -> Self {
+        let secret = NonceSecret::new(&key).expect("32 bytes is long enough");
         let dummy_pw: String = dummy_password.iter().map(|b| format!("{b:02x}")).collect();
         Self {
             secret,
             lifetime_s: u64::from(lifetime_s),
             node: node_number(node_id),
-            // Nonces from before this process cannot verify (new secret), so the floor is now.
+            // Nonces minted before this process have no nonce-count record here: the floor
+            // makes them `Unknown`, answered stale=true.
             window: Mutex::new(NonceCountWindow::new(WINDOW_CAPACITY, now_s())),
             dummy: Ha1Set::compute("unknown", "invalid", &dummy_pw),
         }
