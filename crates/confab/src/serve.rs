@@ -124,6 +124,7 @@ pub async fn run_serve(
         return Ok(());
     }
 
+    start_on_a_fresh_second().await;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -294,6 +295,18 @@ async fn start_sip(
     .await
     .context("SIP front end")?;
     Ok(sip)
+}
+
+/// Waits for the next whole second of the wall clock, so this run starts in a later second
+/// than any earlier run of this node did. The digest nonce-count windows (SIP and the user
+/// API) rely on it: with a persistent nonce key, a nonce of an earlier run must expire at or
+/// before this run's floor, or a captured request could be replayed after a restart.
+async fn start_on_a_fresh_second() {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = std::time::Duration::from_nanos(u64::from(since.subsec_nanos()));
+    tokio::time::sleep(std::time::Duration::from_secs(1) - into).await;
 }
 
 /// The keys digest nonces are minted under, for SIP and for the user API.

@@ -42,6 +42,8 @@ pub struct DigestAuth {
     lifetime_s: u64,
     node: u32,
     window: Mutex<NonceCountWindow>,
+    /// The earliest expiry this process mints (one second past the window's floor).
+    min_expiry: u64,
     /// Verified against for unknown users, so they take the same time and path.
     dummy: Ha1Set,
 }
@@ -78,9 +80,16 @@ impl DigestAuth {
             secret,
             lifetime_s: u64::from(lifetime_s),
             node: node_number(node_id),
-            // Nonces minted before this process have no nonce-count record here: the floor
-            // makes them `Unknown`, answered stale=true.
-            window: Mutex::new(NonceCountWindow::new(WINDOW_CAPACITY, now_s())),
+            // Nonces minted before this process have no nonce-count record here, so they
+            // must never count as fresh (that would let a captured request be replayed
+            // after a restart). They expire at or before `now + lifetime` (the binary starts
+            // on a fresh second), ours after it (`min_expiry`): with the floor there, theirs
+            // are `Unknown` (answered stale=true).
+            window: Mutex::new(NonceCountWindow::new(
+                WINDOW_CAPACITY,
+                now_s() + u64::from(lifetime_s),
+            )),
+            min_expiry: now_s() + u64::from(lifetime_s) + 1,
             dummy: Ha1Set::compute("unknown", "invalid", &dummy_pw),
         }
     }
@@ -88,9 +97,11 @@ impl DigestAuth {
     fn challenge(&self, realms: &[&str], stale: bool, message: &str) -> ApiError {
         let mut random = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
-        let nonce = self
-            .secret
-            .mint(now_s() + self.lifetime_s, self.node, random);
+        let nonce = self.secret.mint(
+            (now_s() + self.lifetime_s).max(self.min_expiry),
+            self.node,
+            random,
+        );
         let mut err = ApiError::unauthorized(message);
         for realm in realms {
             for alg in OFFERED {
