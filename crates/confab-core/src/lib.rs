@@ -26,6 +26,7 @@
 mod address;
 pub mod chain;
 mod error;
+pub mod message_queue;
 mod phone;
 pub mod policy;
 mod registration;

@@ -18,9 +18,14 @@
 //! * **drain** ([`FrontendHandle::drain`], on SIGTERM): new requests get 503 with
 //!   `Retry-After`, transactions in progress finish, then the workers stop.
 //!
+//! * **offline messages** ([`FrontendBuilder::offline_messages`], `confab-im`): the
+//!   `im-offline` chain step, delivery of a user's queue after each successful REGISTER
+//!   (the MESSAGEs go out as client transactions of a worker's proxy core,
+//!   `Proxy::originate`), and the expiry sweep.
+//!
 //! **What it does not do:** bind sockets (the caller passes a bound transport), parse the
-//! configuration file (the binary does), DNS, presence, IM storage, filters (later roles
-//! slot into the chain with [`FrontendBuilder::handler_before`]).
+//! configuration file (the binary does), DNS, presence, filters (later roles slot into the
+//! chain with [`FrontendBuilder::handler_before`]).
 //!
 //! **Threads:** `workers` tasks (default: one per core) on the caller's multi-threaded tokio
 //! runtime. One transaction layer per worker rather than one behind a lock: the layer is
@@ -28,6 +33,7 @@
 
 mod config;
 mod convert;
+mod originate;
 mod registrar;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -41,7 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_auth::{AuthConfig, AuthConfigError, AuthHandler, Authenticator};
 use confab_core::chain::{Chain, Hop, RequestHandler};
+use confab_core::message_queue::MessageQueueStore;
 use confab_core::{FlowInfo, RegistrationStore, UserStore};
+use confab_im::ImConfig;
 use confab_proxy::{
     DialogRouter, FlowResolver, Listener, LocalNode, Proxy, ProxyConfig, ProxyError, Router,
 };
@@ -92,20 +100,39 @@ impl SipServer {
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
     ) -> Result<SipServer, StartError> {
+        SipServer::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
+    }
+
+    /// [`SipServer::start`] with later roles added to the builder by `extend` (chain steps
+    /// with [`FrontendBuilder::handler_before`], offline messaging with
+    /// [`FrontendBuilder::offline_messages`]).
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not start.
+    pub async fn start_with(
+        settings: FrontendSettings,
+        transport: confab_transport::TransportConfig,
+        tls: Option<confab_transport::TlsConfig>,
+        stores: Stores,
+        registrar: confab_registrar::RegistrarConfig,
+        gruu_key: [u8; 32],
+        extend: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
+    ) -> Result<SipServer, StartError> {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
         for l in handle.listeners() {
             let key = format!("transport.listen[{}]", l.id);
             tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
-        let frontend =
-            match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
-                Ok(f) => f,
-                Err(e) => {
-                    handle.shutdown();
-                    return Err(e.into());
-                }
-            };
+        let frontend = match extend(FrontendBuilder::new(settings, stores, registrar))
+            .start(handle.clone(), events)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                handle.shutdown();
+                return Err(e.into());
+            }
+        };
         Ok(SipServer {
             frontend,
             transport: handle,
@@ -220,6 +247,9 @@ pub enum FrontendError {
     /// `[frontend]` is invalid.
     #[error(transparent)]
     Config(#[from] FrontendConfigError),
+    /// `[im]` is invalid.
+    #[error(transparent)]
+    Im(#[from] confab_im::ImConfigError),
 }
 
 /// Shared by the dispatcher and the workers.
@@ -234,6 +264,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Requests without a final response (in the chain or being proxied), per worker.
     pub(crate) live: Vec<AtomicUsize>,
+    /// Offline store-and-forward, when enabled.
+    pub(crate) delivery: Option<Arc<confab_im::Delivery>>,
 }
 
 /// How the routing steps reach flows on this node and tell trusted next hops.
@@ -273,6 +305,7 @@ pub struct FrontendBuilder {
     stores: Stores,
     registrar: Registrar,
     extra: Vec<(String, Arc<dyn RequestHandler>)>,
+    offline: Option<(Arc<dyn MessageQueueStore>, ImConfig)>,
 }
 
 impl std::fmt::Debug for FrontendBuilder {
@@ -295,7 +328,16 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra: Vec::new(),
+            offline: None,
         }
+    }
+
+    /// Offline store-and-forward of MESSAGEs (`confab-im`): the `im-offline` step before
+    /// `router`, delivery after each successful REGISTER, and the expiry sweep.
+    #[must_use]
+    pub fn offline_messages(mut self, queue: Arc<dyn MessageQueueStore>, config: ImConfig) -> Self {
+        self.offline = Some((queue, config));
+        self
     }
 
     /// Inserts a later role's step before the step named `before` (`auth`, `router`...).
@@ -320,8 +362,20 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra,
+            offline,
         } = self;
         settings.frontend.validate()?;
+        if let Some((_, c)) = &offline {
+            c.validate()?;
+        }
+        let n = settings.frontend.worker_count();
+        let mut inboxes = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
+            inboxes.push(tx);
+            receivers.push(rx);
+        }
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -338,16 +392,40 @@ impl FrontendBuilder {
             transport: transport.clone(),
             auth: auth.clone(),
         });
+        let router = Router::new(
+            stores.registrations.clone(),
+            stores.users.clone(),
+            flows.clone(),
+        )
+        .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone())));
         let mut chain = Chain::new()
             .then(Arc::new(DialogRouter::new(flows.clone())))
             .then(Arc::new(AuthHandler::new(auth, stores.users.clone())))
-            .then(Arc::new(
-                Router::new(stores.registrations.clone(), stores.users.clone(), flows)
-                    .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone()))),
-            ));
+            .then(Arc::new(router.clone()));
         for (before, h) in extra {
             chain.insert_before(&before, h);
         }
+        let delivery = offline.map(|(queue, config)| {
+            let rules = confab_im::Offline::new(config, &settings.domains);
+            chain.insert_before(
+                "router",
+                Arc::new(confab_im::OfflineHandler::new(
+                    rules.clone(),
+                    queue.clone(),
+                    stores.registrations.clone(),
+                    stores.users.clone(),
+                )),
+            );
+            Arc::new(confab_im::Delivery::new(
+                rules,
+                queue,
+                stores.registrations.clone(),
+                Arc::new(crate::originate::WorkerOriginator::new(
+                    router,
+                    inboxes.clone(),
+                )),
+            ))
+        });
         tracing::info!(chain = ?chain.names(), "request chain");
         let listeners: Vec<Listener> = transport
             .listeners()
@@ -359,7 +437,6 @@ impl FrontendBuilder {
             })
             .collect();
         let local = LocalNode::new(&settings.domains, listeners);
-        let n = settings.frontend.worker_count();
         let flow_key: [u8; 32] = rand::random();
         let mut proxies = Vec::with_capacity(n);
         for _ in 0..n {
@@ -381,19 +458,22 @@ impl FrontendBuilder {
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            delivery: delivery.clone(),
         });
-        let mut inboxes = Vec::with_capacity(n);
-        let mut tasks = Vec::with_capacity(n + 1);
-        for (index, proxy) in proxies.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
-            inboxes.push(tx);
+        let mut tasks = Vec::with_capacity(n + 2);
+        for ((index, proxy), rx) in proxies.into_iter().enumerate().zip(receivers) {
             let w = worker::Worker {
                 index,
                 proxy,
                 shared: shared.clone(),
                 inbox: rx,
+                originated: std::collections::HashMap::new(),
+                next_key: 0,
             };
             tasks.push(tokio::spawn(w.run()));
+        }
+        if let Some(d) = delivery {
+            tasks.push(tokio::spawn(d.run()));
         }
         let dispatcher = tokio::spawn(dispatch(shared.clone(), events, inboxes));
         tasks.push(tokio::spawn(sweep(shared.clone())));
@@ -433,6 +513,7 @@ async fn dispatch(
                             .increment(1);
                         worker::reject_overloaded(&shared, &inb).await;
                     }
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }

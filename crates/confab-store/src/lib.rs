@@ -46,6 +46,7 @@
 mod backup;
 mod config;
 mod error;
+mod messages;
 mod open;
 mod policy;
 mod registrations;

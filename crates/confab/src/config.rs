@@ -70,6 +70,8 @@ pub struct Config {
     pub frontend: confab_frontend::FrontendConfig,
     /// `[turn_credentials]`: issuing TURN credentials (see [`crate::turn_credentials`]).
     pub turn_credentials: crate::turn_credentials::TurnCredentialsConfig,
+    /// `[im]`: offline store-and-forward of instant messages (owned by `confab-im`).
+    pub im: confab_im::ImConfig,
 }
 
 /// `[http]`: the two HTTP listeners.
@@ -158,6 +160,7 @@ impl Default for Config {
             registrar: Default::default(),
             frontend: Default::default(),
             turn_credentials: Default::default(),
+            im: Default::default(),
         }
     }
 }
@@ -537,6 +540,7 @@ impl Config {
                 "frontend",
                 self.frontend.validate().err().map(|e| e.to_string()),
             ),
+            ("im", self.im.validate().err().map(|e| e.to_string())),
         ];
         for (table, text) in role_errors {
             let Some(text) = text else { continue };
@@ -859,8 +863,35 @@ fn render_sip_roles(d: &Config) -> String {
         )],
     ));
     s.push_str(&table("frontend", &d.frontend, FRONTEND_COMMENTS, &[]));
+    s.push_str(&table("im", &d.im, IM_COMMENTS, &[]));
     s
 }
+
+const IM_COMMENTS: &[(&str, &str)] = &[
+    (
+        "offline",
+        "Store MESSAGEs for known users with no registered endpoint (answered 202) and deliver them when the user registers; false: 480 as for any offline user.",
+    ),
+    (
+        "expiry_s",
+        "Seconds an undelivered message is kept; then it is removed and, if the sender asked for it (IMDN negative-delivery), a 'failed' notification is sent.",
+    ),
+    (
+        "delivery_window_s",
+        "Seconds after the first delivery during which other endpoints of the user that register also get the message.",
+    ),
+    ("quota_messages", "Most messages queued per user."),
+    ("quota_bytes", "Most bytes queued per user."),
+    (
+        "max_message_bytes",
+        "Largest MESSAGE stored (whole request, bytes); larger ones get 413.",
+    ),
+    (
+        "over_quota_status",
+        "Answer when the recipient's queue is full: 480 or 486 (reason 'Recipient offline and message queue full').",
+    ),
+    ("sweep_interval_s", "Seconds between expiry sweeps."),
+];
 
 const AUTH_COMMENTS: &[(&str, &str)] = &[
     (
@@ -1139,11 +1170,11 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
         );
         check_parse_error(
             "[presence]\nenabled = true\n",
-            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
+            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",

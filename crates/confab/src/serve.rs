@@ -4,7 +4,9 @@
 //! - **front-end**: the admin HTTP listener, the user HTTPS API, and the SIP Front End
 //!   (`confab-frontend`: transports of `[transport]`, authentication `[auth]`, registrar
 //!   `[registrar]`, proxy `[proxy]`, runtime `[frontend]`) when `transport.listen` names
-//!   listeners. Presence and IM are not built yet.
+//!   listeners, with the filters (Client Version Filter, Intelligent IM Filter; policy
+//!   from the database, polled every 2 s) and offline messaging (`[im]`). Presence is not
+//!   built yet.
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
 //!   (required with this role). An edge-only node opens no database; its admin listener
 //!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
@@ -206,6 +208,8 @@ async fn start_front_end(
         users: stores.users.clone(),
         tokens: stores.tokens.clone(),
         registrations: stores.registrations.clone(),
+        policy: stores.policy.clone(),
+        messages: stores.messages.clone(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),
@@ -278,10 +282,27 @@ async fn start_sip(
         .iter()
         .any(|l| l.transport.is_secure())
         .then(|| config.tls.clone());
+    // The filters: policy from the database, polled so a change made by any node's CLI or
+    // admin API applies here without a restart. A policy that cannot load stops the start
+    // (running without it would let through what it blocks).
+    let filter_settings = confab_filters::FilterSettings {
+        served_domains: config.domains.clone(),
+        warn_agent: config
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.node_id.clone()),
+    };
+    let policies = Arc::new(
+        confab_filters::FilterPolicies::load(stores.policy.clone(), filter_settings)
+            .await
+            .context("filter policy")?,
+    );
+    tokio::spawn(policies.clone().watch(FILTER_POLL));
     let key_path = config.store.path.with_file_name("gruu.key");
     let gruu_key = confab_frontend::load_or_create_key(&key_path)
         .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
-    let sip = confab_frontend::SipServer::start(
+    let sip = confab_frontend::SipServer::start_with(
         settings,
         config.transport.clone(),
         tls,
@@ -291,6 +312,11 @@ async fn start_sip(
         },
         config.registrar.clone(),
         gruu_key,
+        |b| {
+            b.handler_before("dialog", Arc::new(policies.client_version_handler()))
+                .handler_before("router", Arc::new(policies.im_filter_handler()))
+                .offline_messages(stores.messages.clone(), config.im.clone())
+        },
     )
     .await
     .context("SIP front end")?;
@@ -341,6 +367,9 @@ fn nonce_key(config: &Config) -> anyhow::Result<NonceKeys> {
         http: h.finalize().into(),
     })
 }
+
+/// How often a front end polls the filter policy versions (one small read).
+const FILTER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The A/V Edge: the STUN/TURN relay of `confab-turn` on its own worker threads.
 fn start_av_edge(config: confab_turn::TurnConfig) -> anyhow::Result<confab_turn::TurnHandle> {
@@ -424,6 +453,7 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("store", changed(&new.store, &running.store)),
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
+        ("im", new.im != running.im),
         ("turn", new.turn != running.turn),
         (
             "turn_credentials",
