@@ -3,8 +3,13 @@
 //! UDP client (SIPp registered as bob): WS → UDP and UDP → WS through the proxy.
 //!
 //! The npm packages are pinned by `peers/jssip/package-lock.json` and installed with
-//! `npm ci` on first use. JsSIP answers MD5 only and reads the first challenge, so the
-//! server offers MD5 first.
+//! `npm ci` on first use.
+//!
+//! Digest quirks met here: JsSIP 3.13 answers MD5 only and keeps the *last*
+//! `WWW-Authenticate`/`Proxy-Authenticate` header of a response (its parser replaces
+//! earlier ones), while SIPp 3.6.1 answers MD5 only and reads the *first*. One server order
+//! cannot suit both, so this test offers MD5 alone; a deployment with JsSIP clients only
+//! works with the default order (`["SHA-256", "MD5"]`, MD5 last).
 
 mod common;
 #[path = "peers/support.rs"]
@@ -58,7 +63,7 @@ fn jssip_over_ws_and_a_udp_client_exchange_messages() {
     let d = dir.path();
     add_user(d, "alice@example.com", "alice-pw");
     add_user(d, "bob@example.com", "bob-pw");
-    set_algorithms(d, &["MD5", "SHA-256"]);
+    set_algorithms(d, &["MD5"]);
     let srv = serve(d, "info");
     let udp = srv.addrs[UDP].clone();
     let ws = srv.addrs[WS].clone();
