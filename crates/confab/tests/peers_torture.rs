@@ -8,9 +8,14 @@
 //! * `Accept` rows (the message layer takes them): a response from the server's handlers,
 //!   never a 400, 416 or 505 (what it is depends on the chain: 401/407 challenges, 404, 200
 //!   to OPTIONS, 403 relaying denied, ...);
-//! * over TCP, a message whose Content-Length runs past the bytes sent (`clerr`) or whose
-//!   header section never ends (`baddn`) gets nothing, and the connection is closed by the
-//!   server after its read timeout (`transport.idle_timeout_s`, set to 2 s here).
+//! * over TCP, the message layer's stream framer (`confab_sip::frame_stream`) decides first:
+//!   where it waits for octets that never come (`clerr`: Content-Length past the bytes
+//!   sent; `baddn`: no end of the header section) nothing is answered and the server closes
+//!   the connection after its read timeout (`transport.idle_timeout_s`, set to 2 s here);
+//!   where it loses the framing (no or bad Content-Length on a stream, a start line it
+//!   cannot read, trailing octets after a message: `ncl`, `mcl01`, `trws`, `inv2543`,
+//!   `dblreq`) the server closes the connection at once (answers to complete messages
+//!   before the fault may or may not make it out first).
 //!
 //! Afterwards the server still serves: an OPTIONS over UDP and over TCP gets 200.
 //!
@@ -35,6 +40,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Server, edit_config, init_dir};
+use confab_sip::{Frame, Limits, frame_stream};
 use sipx_testkit::rfc4475;
 use support::{Peer, TCP, UDP, require, serve};
 use torture_table::{Expect, O, RFC4475};
@@ -60,6 +66,22 @@ enum Want {
     Nothing,
     /// (TCP) nothing, and the server closes the connection after its read timeout.
     ClosedAfterTimeout,
+    /// (TCP) the framing is lost: the server closes the connection at once.
+    Closed,
+}
+
+/// What the message layer's stream framer makes of `bytes` sent on a fresh connection.
+fn stream_want(bytes: &[u8]) -> Option<Want> {
+    let limits = Limits::default();
+    let mut pos = 0;
+    loop {
+        match frame_stream(&bytes[pos..], &limits) {
+            Frame::Message { len } | Frame::KeepAlive { len, .. } => pos += len,
+            Frame::NeedMore if pos == bytes.len() => return None,
+            Frame::NeedMore => return Some(Want::ClosedAfterTimeout),
+            Frame::Lost(_) => return Some(Want::Closed),
+        }
+    }
 }
 
 fn is_response(bytes: &[u8]) -> bool {
@@ -79,15 +101,13 @@ fn outcome(o: O) -> Want {
 }
 
 /// The server-level expectation of a table row.
-fn want(name: &str, bytes: &[u8], expect: Expect, stream: bool) -> Want {
+fn want(bytes: &[u8], expect: Expect, stream: bool) -> Want {
     if is_response(bytes) || is_ack(bytes) {
         // A stray response (or ACK) is never answered, whatever the parser says.
         return Want::Nothing;
     }
-    if stream && matches!(name, "clerr" | "baddn") {
-        // On a stream the missing octets may still come: the framer waits, then the read
-        // timeout closes the connection.
-        return Want::ClosedAfterTimeout;
+    if stream && let Some(w) = stream_want(bytes) {
+        return w;
     }
     match expect {
         Expect::Accept => Want::Handled,
@@ -105,6 +125,18 @@ fn call_id(bytes: &[u8]) -> Option<String> {
         (n.eq_ignore_ascii_case("call-id") || n.eq_ignore_ascii_case("i"))
             .then(|| v.trim().to_string())
     })
+}
+
+/// The top Via line's value and the method: what matches a server transaction.
+fn transaction_key(bytes: &[u8]) -> Option<(String, String)> {
+    let text = String::from_utf8_lossy(bytes);
+    let method = text.split(' ').next()?.to_string();
+    let via = text.split("\r\n").find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        let n = n.trim();
+        (n.eq_ignore_ascii_case("via") || n.eq_ignore_ascii_case("v")).then(|| v.trim().to_string())
+    })?;
+    Some((via, method))
 }
 
 /// Status codes of the responses in a byte stream (or one datagram).
@@ -125,6 +157,7 @@ fn check(name: &str, want: Want, got: &[u16], closed: Option<Duration>) -> Resul
             .is_some_and(|s| !matches!(s, 400 | 416 | 505)),
         Want::Nothing => got.is_empty(),
         Want::ClosedAfterTimeout => got.is_empty() && closed.is_some(),
+        Want::Closed => closed.is_some_and(|t| t < Duration::from_millis(1000)),
     };
     if ok {
         Ok(())
@@ -160,7 +193,7 @@ fn still_serving(srv: &Server) {
     let options = |transport: &str, me: SocketAddr| {
         format!(
             "OPTIONS sip:example.com SIP/2.0\r\nVia: SIP/2.0/{transport} {me};rport;branch=z9hG4bK-alive-{transport}\r\n\
-             Max-Forwards: 70\r\nFrom: <sip:probe@example.net>;tag=alive\r\nTo: <sip:example.com>\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:probe@probe.invalid>;tag=alive\r\nTo: <sip:example.com>\r\n\
              Call-ID: alive-{transport}@torture\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
         )
     };
@@ -227,7 +260,7 @@ fn rfc4475_messages_over_tcp_get_the_table_outcome_and_the_server_keeps_serving(
         .iter()
         .map(|r| {
             let c = rfc4475::case(r.name).expect("in the archive");
-            let want = want(r.name, c.bytes, r.expect, true);
+            let want = want(c.bytes, r.expect, true);
             let limit = if want == Want::ClosedAfterTimeout {
                 Duration::from_secs(8)
             } else {
@@ -292,15 +325,31 @@ fn rfc4475_messages_over_udp_get_the_table_outcome_and_the_server_keeps_serving(
     std::thread::sleep(Duration::from_secs(1));
 
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let mut wants: HashMap<String, (&str, Want)> = HashMap::new();
+    let mut wants: HashMap<String, (&str, Want, bool)> = HashMap::new();
     let mut silent = Vec::new();
+    let mut transactions = HashMap::new();
     for r in RFC4475 {
         let c = rfc4475::case(r.name).expect("in the archive");
-        let w = want(r.name, c.bytes, r.expect, false);
+        let w = want(c.bytes, r.expect, false);
+        // Some messages repeat the top Via (branch and sent-by) and method of an earlier one
+        // (`novelsc` of `unkscm`, `cparam02` of `cparam01`, `regescrt` of `escnull`). To a
+        // transaction layer that sees both, the second is a retransmission (RFC 3261
+        // §17.2.3), answered with the first one's response (and Call-ID); the server spreads
+        // requests over its workers by Call-ID, so whether one layer sees both is chance.
+        // Such a message gets its own outcome or nothing.
+        let mut retransmission = false;
+        if let Some(key) = transaction_key(c.bytes)
+            && let Some(first) = transactions.insert(key, r.name)
+        {
+            eprintln!("{}: same transaction key as {first}", r.name);
+            retransmission = true;
+        }
         match call_id(c.bytes) {
             Some(id) => {
                 assert!(
-                    wants.insert(id.clone(), (r.name, w)).is_none(),
+                    wants
+                        .insert(id.clone(), (r.name, w, retransmission))
+                        .is_none(),
                     "Call-ID {id} twice"
                 );
             }
@@ -355,9 +404,12 @@ fn rfc4475_messages_over_udp_get_the_table_outcome_and_the_server_keeps_serving(
         }
     }
     let mut failures = Vec::new();
-    for (id, (name, w)) in &wants {
+    for (id, (name, w, retransmission)) in &wants {
         let mut st = got.get(id).cloned().unwrap_or_default();
         st.dedup(); // retransmissions of the same final response
+        if *retransmission && st.is_empty() {
+            continue;
+        }
         if let Err(e) = check(name, *w, &st, None) {
             failures.push(e);
         }
