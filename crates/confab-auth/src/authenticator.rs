@@ -372,6 +372,12 @@ fn find_credentials<'m>(
     for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
         for f in req.get_all(name) {
             let Some(v) = f.value_str() else { continue };
+            // Credentials of another scheme (Basic, Bearer, or one nobody knows, RFC 4475
+            // §3.3.7) are not ours to judge: as if absent, so the sender gets a challenge.
+            let scheme = v.trim_start().split([' ', '\t']).next().unwrap_or("");
+            if !scheme.eq_ignore_ascii_case("Digest") {
+                continue;
+            }
             match Credentials::parse(v) {
                 Ok(c) if c.realm.eq_ignore_ascii_case(realm) => return Some(Ok(c)),
                 Ok(_) => {}
