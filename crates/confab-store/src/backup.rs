@@ -291,6 +291,7 @@ impl SqliteStore {
         };
         let source_str = utf8(&source)?.to_owned();
         let bindings = self.inner.bindings.clone();
+        let users = self.inner.users.clone();
         let result = self
             .inner
             .writer
@@ -299,6 +300,7 @@ impl SqliteStore {
                     let r = replace_content(conn, source_str).await;
                     // Inside the job, so no later write reads the old mirror.
                     bindings.invalidate();
+                    users.invalidate();
                     r
                 })
             })

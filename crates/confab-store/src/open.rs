@@ -42,6 +42,8 @@ pub(crate) struct Inner {
     pub(crate) restores: watch::Sender<u64>,
     /// In-memory mirror of the `bindings` table (`registrations.rs`).
     pub(crate) bindings: Arc<crate::registrations::BindingCache>,
+    /// Bounded cache of `get_user` answers (`users.rs`).
+    pub(crate) users: Arc<crate::users::UserCache>,
     #[cfg(test)]
     pub(crate) fail_commits: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -202,6 +204,7 @@ impl SqliteStore {
             .map_err(|e| sqlite_err(&path, e))?;
 
         let bindings: Arc<crate::registrations::BindingCache> = Default::default();
+        let users = Arc::new(crate::users::UserCache::new(config.user_cache_entries));
         let on_abort = {
             let bindings = bindings.clone();
             // A rolled-back batch may have updated the mirror: drop it before the next
@@ -218,6 +221,7 @@ impl SqliteStore {
                 writer,
                 restores,
                 bindings,
+                users,
                 #[cfg(test)]
                 fail_commits,
             }),

@@ -482,15 +482,13 @@ impl SqliteStore {
             .writer
             .exclusive(move |conn| Box::pin(load_mirror(conn, inner, generation)))
             .await?;
-        if !self.inner.bindings.watching.swap(true, Ordering::SeqCst) {
-            tokio::spawn(watch_foreign_writes(Arc::downgrade(&self.inner)));
-        }
+        watch_foreign_writes_once(&self.inner);
         Ok(())
     }
 
     /// Checks now for other processes' writes (what the watch task does periodically).
     #[cfg(test)]
-    async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         self.inner
             .writer
@@ -843,12 +841,24 @@ async fn check_foreign_writes(
     inner: Arc<Inner>,
 ) -> Result<(), StoreError> {
     let now = data_version(conn).await?;
+    let seen = inner.users.seen_data_version.swap(now, Ordering::SeqCst);
+    if seen != now {
+        inner.users.invalidate();
+    }
     let mut g = inner.bindings.write();
     if g.as_ref().is_some_and(|m| m.data_version != now) {
         tracing::info!("bindings table changed by another process; reloading the mirror");
         *g = None;
     }
     Ok(())
+}
+
+/// Starts the foreign-write watch task unless it runs (the binding mirror and the user
+/// cache depend on it).
+pub(crate) fn watch_foreign_writes_once(inner: &Arc<Inner>) {
+    if !inner.bindings.watching.swap(true, Ordering::SeqCst) {
+        tokio::spawn(watch_foreign_writes(Arc::downgrade(inner)));
+    }
 }
 
 /// How often the mirror checks for other processes' writes.
