@@ -37,6 +37,7 @@ mod originate;
 mod registrar;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod txlog;
 mod worker;
 
 use std::hash::{Hash, Hasher};
@@ -59,6 +60,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::{FrontendConfig, FrontendConfigError};
 pub use crate::convert::{flow_id, flow_info, kind_of, source_of, token_of, transport_of};
+pub use crate::txlog::{set_transaction_log, transaction_log};
 
 /// The whole SIP side of a front end node: the bound transport and the running Front End.
 /// What the binary's `serve` starts.

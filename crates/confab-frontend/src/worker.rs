@@ -140,6 +140,7 @@ impl Worker {
                     }
                 }
                 ProxyEvent::Request { tx, ctx } => {
+                    crate::txlog::request(&ctx);
                     if self.shared.draining.load(Ordering::Relaxed) {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "draining")
                             .increment(1);
@@ -181,6 +182,7 @@ impl Worker {
                 ctx,
                 outcome: Outcome::Register,
             } => {
+                crate::txlog::outcome(&ctx, &Outcome::Register);
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
                 let delivery = self.shared.delivery.clone();
@@ -206,6 +208,7 @@ impl Worker {
                 }));
             }
             Done::Chain { tx, ctx, outcome } => {
+                crate::txlog::outcome(&ctx, &outcome);
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
             Done::Register { tx, response } => {
@@ -219,6 +222,7 @@ impl Worker {
     /// its own task and reports failure back.
     async fn flush(&mut self, err_tx: &mpsc::UnboundedSender<TxId>) {
         while let Some(t) = self.proxy.poll_transmit() {
+            crate::txlog::sent(&t.data, &t.flow);
             let is_response = t.data.starts_with(b"SIP/2.0 ");
             let transport = &self.shared.transport;
             match (&t.flow.flow, t.flow.transport.is_connection()) {

@@ -70,7 +70,8 @@ pub struct ProxyStats {
     pub finals: u64,
     /// ACKs and stray 2xx forwarded statelessly.
     pub stateless: u64,
-    /// Requests refused by validation (483, 482, 420).
+    /// Requests refused by validation (400, 416, 483, 482, 420) or dropped by it (requests
+    /// no response can be built for).
     pub refused: u64,
 }
 
@@ -146,7 +147,9 @@ enum Pending {
 ///
 /// # What it does (RFC 3261 §16)
 ///
-/// Validation (§16.3: Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
+/// Validation (§16.3: the message layer's checks of [`Message::check`] first — a request
+/// whose Via, From, To, Call-ID or CSeq cannot be read is dropped, other faults get their
+/// 400 or 416 before anything else, authentication included —, Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
 /// loop hash in our Via branches → 482, Proxy-Require → 420 with Unsupported; Require is not
 /// looked at), Route pre-processing (§16.4: strict-route fix-up, removal of our Route
 /// entries, flow tokens), forking (§16.6: parallel within a q-value group, groups in
@@ -320,6 +323,16 @@ impl Proxy {
         msg: Message,
         source: Source,
     ) -> Result<(), InboundError> {
+        // §16.3 step 1 (reasonable syntax): a request no response can be built for never
+        // reaches the transaction layer (the answerable faults are refused in on_request).
+        if msg.is_request()
+            && let Err(r) = msg.check()
+            && r.disposition() == confab_sip::Disposition::Drop
+        {
+            tracing::debug!(fault = %r, "request dropped by validation");
+            self.stats.refused += 1;
+            return Ok(());
+        }
         let hop = source.hop.clone();
         self.current = Some((source, wall_ms));
         let r = self.tl.handle_message(now, msg, hop);
@@ -536,6 +549,12 @@ impl Proxy {
         let Some((source, wall_ms)) = self.current.clone() else {
             return;
         };
+        // §16.3 steps 1 and 2: syntax the message layer refuses (400: CSeq method mismatch,
+        // repeated single-valued headers, headers in the Request-URI, malformed Contact...)
+        // and Request-URI schemes we cannot route (416), before the chain can challenge.
+        if let Err(r) = request.check() {
+            return self.refuse(now, tx, &request, Reply::with_reason(r.status, r.reason));
+        }
         let addressed = self
             .local
             .classify(request.request_uri().and_then(Result::ok).as_ref());

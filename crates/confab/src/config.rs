@@ -118,6 +118,10 @@ pub struct LogConfig {
     pub level: String,
     /// Output format (`--log-format` overrides it).
     pub format: LogFormat,
+    /// One line per SIP server transaction (request received, routing decision, final
+    /// status) at `info` on the target `confab::transactions`. Off by default; SIGHUP
+    /// applies a change. Bodies and credentials are never in these lines.
+    pub transactions: bool,
 }
 
 /// Log output format.
@@ -186,6 +190,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            transactions: false,
         }
     }
 }
@@ -746,6 +751,8 @@ nonce_lifetime_s = {nonce}
 level = {level}
 # Output format: "text" or "json" (--log-format overrides).
 format = {format}
+# One line per SIP transaction (method, Call-ID, From, To, source, outcome, status); never bodies or credentials.
+transactions = {transactions}
 
 # [turn]: the A/V Edge relay (STUN/TURN), read only by `confab serve --role av-edge` and
 # absent on front ends; its keys are listed in the README (realm, listen_udp, secrets, ...).
@@ -810,6 +817,7 @@ ttl_s = {turn_ttl}
         nonce = d.http.user.nonce_lifetime_s,
         turn_ttl = d.turn_credentials.ttl_s,
         level = toml_str(&d.log.level),
+        transactions = d.log.transactions,
         format = toml_str(match d.log.format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
@@ -916,7 +924,7 @@ const AUTH_COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "nonce_secret",
-        "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = random per start.",
+        "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = a random key kept in nonce.key beside the database.",
     ),
 ];
 const PROXY_COMMENTS: &[(&str, &str)] = &[
