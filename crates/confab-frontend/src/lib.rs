@@ -390,6 +390,7 @@ impl FrontendBuilder {
                 proxy,
                 shared: shared.clone(),
                 inbox: rx,
+                delay: worker::QueueDelay::default(),
             };
             tasks.push(tokio::spawn(w.run()));
         }

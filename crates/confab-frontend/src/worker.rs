@@ -26,17 +26,50 @@ pub(crate) enum WorkerMsg {
     Inbound(Inbound),
 }
 
-/// A chain or registrar run that finished.
+/// A chain or registrar run that finished; `started` is when the request entered the chain.
 enum Done {
     Chain {
         tx: TxId,
         ctx: Box<RequestContext>,
         outcome: Outcome,
+        started: std::time::Instant,
     },
     Register {
         tx: TxId,
         response: confab_sip::Message,
+        started: std::time::Instant,
     },
+}
+
+/// Delay-based overload detection: a moving average of how long requests spent in the
+/// chain and the registrar (queueing for the CPU, the user store, the group commit). Past
+/// `frontend.max_queue_delay_ms` new dialog-creating and out-of-dialog requests get 503 with
+/// `Retry-After` at once: an answer later than SIP's 500 ms retransmission timer only brings
+/// retransmissions, which cost CPU and make the queue longer still (the collapse the
+/// overload benchmark shows without it). In-dialog requests (BYE, re-INVITE, ACK) are never
+/// shed this way, so calls in progress complete.
+#[derive(Debug, Default)]
+pub(crate) struct QueueDelay {
+    /// Exponentially weighted average (weight 1/8) of the latest requests' time in the chain,
+    /// in microseconds.
+    avg_us: u64,
+}
+
+impl QueueDelay {
+    fn sample(&mut self, started: std::time::Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.avg_us = self.avg_us - self.avg_us / 8 + us / 8;
+    }
+
+    /// Whether a new request should be shed; `pending` is the number of requests in the
+    /// chain (with none, there is no queue, whatever the average says).
+    fn overloaded(&mut self, pending: usize, limit_ms: u32) -> bool {
+        if pending == 0 {
+            self.avg_us = 0;
+            return false;
+        }
+        limit_ms > 0 && self.avg_us > u64::from(limit_ms) * 1000
+    }
 }
 
 type DoneFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -46,6 +79,7 @@ pub(crate) struct Worker {
     pub(crate) proxy: Proxy,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inbox: mpsc::Receiver<WorkerMsg>,
+    pub(crate) delay: QueueDelay,
 }
 
 fn wall_ms() -> u64 {
@@ -119,7 +153,12 @@ impl Worker {
                         let r = self.busy("Server shutting down");
                         self.proxy
                             .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
-                    } else if pending.len() >= self.shared.config.max_pending_per_worker {
+                    } else if pending.len() >= self.shared.config.max_pending_per_worker
+                        || (sheddable(&ctx)
+                            && self
+                                .delay
+                                .overloaded(pending.len(), self.shared.config.max_queue_delay_ms))
+                    {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "overload")
                             .increment(1);
                         let r = self.busy("Server overloaded");
@@ -127,10 +166,16 @@ impl Worker {
                             .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
                     } else {
                         let chain = self.shared.chain.clone();
+                        let started = std::time::Instant::now();
                         pending.push(Box::pin(async move {
                             let mut ctx = ctx;
                             let outcome = chain.run(&mut ctx).await;
-                            Done::Chain { tx, ctx, outcome }
+                            Done::Chain {
+                                tx,
+                                ctx,
+                                outcome,
+                                started,
+                            }
                         }));
                     }
                 }
@@ -153,18 +198,34 @@ impl Worker {
                 tx,
                 ctx,
                 outcome: Outcome::Register,
+                started,
             } => {
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
                 pending.push(Box::pin(async move {
                     let response = crate::registrar::register(&registrar, &ctx, flow).await;
-                    Done::Register { tx, response }
+                    Done::Register {
+                        tx,
+                        response,
+                        started,
+                    }
                 }));
             }
-            Done::Chain { tx, ctx, outcome } => {
+            Done::Chain {
+                tx,
+                ctx,
+                outcome,
+                started,
+            } => {
+                self.delay.sample(started);
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
-            Done::Register { tx, response } => {
+            Done::Register {
+                tx,
+                response,
+                started,
+            } => {
+                self.delay.sample(started);
                 self.proxy.send_response(now, tx, response);
             }
         }
@@ -238,6 +299,21 @@ async fn send_response_by_via(
     if let Err(e) = r {
         tracing::debug!(error = %e, "response could not be delivered");
     }
+}
+
+/// Requests the delay-based shedding may refuse: out-of-dialog requests (no To tag) other
+/// than ACK and CANCEL, which belong to transactions already accepted.
+fn sheddable(ctx: &RequestContext) -> bool {
+    let req = &ctx.request;
+    if matches!(
+        req.method(),
+        Some(confab_sip::Method::Ack | confab_sip::Method::Cancel)
+    ) {
+        return false;
+    }
+    !req.to()
+        .and_then(Result::ok)
+        .is_some_and(|t| t.tag().is_some())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
