@@ -1117,7 +1117,8 @@ def main():
     ap.add_argument("--overload-max", type=float, default=16000.0)
     ap.add_argument("--overload-duration", type=float, default=10.0)
     ap.add_argument("--mem-bindings", type=int, default=100000)
-    ap.add_argument("--mem-rate", type=float, default=4000.0)
+    ap.add_argument("--mem-rate", type=float, default=1500.0,
+                    help="memory mode: REGISTERs per second (default 1500: below both servers' clean rate on a busy 2-vCPU box)")
     ap.add_argument("--mem-settle", type=float, default=40.0,
                     help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
     ap.add_argument("--recv-timeout-ms", type=int, default=8000)

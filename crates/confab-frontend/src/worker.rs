@@ -349,3 +349,49 @@ pub(crate) async fn reject_overloaded(shared: &Shared, inb: &Inbound) {
         .send(&Target::Flow(inb.flow), resp.to_bytes())
         .await;
 }
+
+#[cfg(test)]
+mod delay_tests {
+    use std::time::{Duration, Instant};
+
+    use super::QueueDelay;
+
+    fn ago(ms: u64) -> Instant {
+        Instant::now()
+            .checked_sub(Duration::from_millis(ms))
+            .unwrap_or_else(Instant::now)
+    }
+
+    #[test]
+    fn sheds_only_while_recent_requests_waited_too_long() {
+        let mut d = QueueDelay::default();
+        // Fast requests: never overloaded.
+        for _ in 0..50 {
+            d.sample(ago(1));
+        }
+        assert!(!d.overloaded(10, 200));
+        // Requests that waited 600 ms: the average crosses 200 ms within a few samples.
+        for _ in 0..8 {
+            d.sample(ago(600));
+        }
+        assert!(d.overloaded(10, 200));
+        assert!(!d.overloaded(10, 0), "0 turns it off");
+        // Fast completions bring it back down.
+        for _ in 0..40 {
+            d.sample(ago(1));
+        }
+        assert!(!d.overloaded(10, 200));
+    }
+
+    #[test]
+    fn an_empty_queue_is_never_overloaded_and_resets_the_average() {
+        let mut d = QueueDelay::default();
+        for _ in 0..20 {
+            d.sample(ago(900));
+        }
+        assert!(d.overloaded(1, 200));
+        assert!(!d.overloaded(0, 200));
+        // The stale average was dropped: one fresh request is not refused.
+        assert!(!d.overloaded(1, 200));
+    }
+}
