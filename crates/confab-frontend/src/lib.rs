@@ -28,6 +28,7 @@
 
 mod config;
 mod convert;
+mod originate;
 mod registrar;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -90,20 +91,38 @@ impl SipServer {
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
     ) -> Result<SipServer, StartError> {
+        Self::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
+    }
+
+    /// [`SipServer::start`] with the roles of later issues added by `roles` (chain steps
+    /// with [`FrontendBuilder::handler_before`], the registration observer, the request
+    /// sender) before the Front End starts.
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not start.
+    pub async fn start_with(
+        settings: FrontendSettings,
+        transport: confab_transport::TransportConfig,
+        tls: Option<confab_transport::TlsConfig>,
+        stores: Stores,
+        registrar: confab_registrar::RegistrarConfig,
+        gruu_key: [u8; 32],
+        roles: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
+    ) -> Result<SipServer, StartError> {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
         for l in handle.listeners() {
             let key = format!("transport.listen[{}]", l.id);
             tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
-        let frontend =
-            match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
-                Ok(f) => f,
-                Err(e) => {
-                    handle.shutdown();
-                    return Err(e.into());
-                }
-            };
+        let builder = roles(FrontendBuilder::new(settings, stores, registrar));
+        let frontend = match builder.start(handle.clone(), events) {
+            Ok(f) => f,
+            Err(e) => {
+                handle.shutdown();
+                return Err(e.into());
+            }
+        };
         Ok(SipServer {
             frontend,
             transport: handle,
@@ -232,6 +251,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Requests without a final response (in the chain or being proxied), per worker.
     pub(crate) live: Vec<AtomicUsize>,
+    /// Told when bindings change (registration event package, presence).
+    pub(crate) observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
 }
 
 /// How the routing steps reach flows on this node and tell trusted next hops.
@@ -271,6 +292,12 @@ pub struct FrontendBuilder {
     stores: Stores,
     registrar: Registrar,
     extra: Vec<(String, Arc<dyn RequestHandler>)>,
+    observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
+    originate: (
+        mpsc::Sender<originate::Originate>,
+        mpsc::Receiver<originate::Originate>,
+    ),
+    transport_cell: Arc<std::sync::OnceLock<TransportHandle>>,
 }
 
 impl std::fmt::Debug for FrontendBuilder {
@@ -293,7 +320,31 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra: Vec::new(),
+            observer: None,
+            originate: mpsc::channel(4096),
+            transport_cell: Arc::new(std::sync::OnceLock::new()),
         }
+    }
+
+    /// The sender through which roles originate requests (the notifier's NOTIFYs) as
+    /// client transactions of this Front End. Requests wait until [`Self::start`].
+    pub fn request_sender(&self) -> Arc<dyn confab_core::RequestSender> {
+        Arc::new(originate::FrontendSender {
+            tx: self.originate.0.clone(),
+            node: self.settings.node_id.clone(),
+            transport: self.transport_cell.clone(),
+        })
+    }
+
+    /// Who to tell when bindings change (a REGISTER committed, a flow failed, bindings
+    /// expired).
+    #[must_use]
+    pub fn registration_observer(
+        mut self,
+        observer: Arc<dyn confab_core::RegistrationObserver>,
+    ) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Inserts a later role's step before the step named `before` (`auth`, `router`...).
@@ -318,8 +369,12 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra,
+            observer,
+            originate,
+            transport_cell,
         } = self;
         settings.frontend.validate()?;
+        let _ = transport_cell.set(transport.clone());
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -379,6 +434,7 @@ impl FrontendBuilder {
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            observer,
         });
         let mut inboxes = Vec::with_capacity(n);
         let mut tasks = Vec::with_capacity(n + 1);
@@ -390,9 +446,15 @@ impl FrontendBuilder {
                 proxy,
                 shared: shared.clone(),
                 inbox: rx,
+                originated: std::collections::HashMap::new(),
+                next_token: 0,
             };
             tasks.push(tokio::spawn(w.run()));
         }
+        tasks.push(tokio::spawn(originate::dispatch(
+            originate.1,
+            inboxes.clone(),
+        )));
         let dispatcher = tokio::spawn(dispatch(shared.clone(), events, inboxes));
         tasks.push(tokio::spawn(sweep(shared.clone())));
         Ok(FrontendHandle {
@@ -431,6 +493,7 @@ async fn dispatch(
                             .increment(1);
                         worker::reject_overloaded(&shared, &inb).await;
                     }
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
@@ -438,10 +501,12 @@ async fn dispatch(
                 // RFC 5626 §5.3: the flow failed; its (outbound) bindings go.
                 let registrar = shared.registrar.clone();
                 let node = shared.node_id.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     match registrar.handle_flow_failure(&node, &flow.encode()).await {
                         Ok(removed) if !removed.is_empty() => {
                             tracing::info!(%flow, removed = removed.len(), "flow closed; outbound bindings removed");
+                            notify_observer(shared.observer.as_ref(), &removed);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -458,6 +523,22 @@ async fn dispatch(
     }
 }
 
+/// Tells the registration observer which AORs lost bindings.
+fn notify_observer(
+    observer: Option<&Arc<dyn confab_core::RegistrationObserver>>,
+    removed: &[confab_core::Binding],
+) {
+    let Some(obs) = observer else {
+        return;
+    };
+    let mut aors: Vec<&confab_core::Address> = removed.iter().map(|b| &b.aor).collect();
+    aors.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    aors.dedup();
+    for a in aors {
+        obs.bindings_changed(a);
+    }
+}
+
 /// Removes expired bindings every few seconds (lookups never return them meanwhile).
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -471,6 +552,7 @@ async fn sweep(shared: Arc<Shared>) {
         match shared.registrar.sweep_expired(now, 10_000).await {
             Ok(gone) if !gone.is_empty() => {
                 tracing::debug!(removed = gone.len(), "expired bindings removed");
+                notify_observer(shared.observer.as_ref(), &gone);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expired-binding sweep failed"),

@@ -9,21 +9,23 @@ use confab_sip::Message;
 
 /// Runs the registrar for a REGISTER the chain handed over
 /// ([`confab_core::chain::Outcome::Register`]): the registrant is the trusted peer, or the
-/// authenticated identity. The registrar commits bindings before it returns a 2xx.
+/// authenticated identity. The registrar commits bindings before it returns a 2xx. Also
+/// returns the AOR whose bindings changed, if any (for the registration observer).
 pub(crate) async fn register(
     registrar: &Registrar,
     ctx: &RequestContext,
     flow: FlowInfo,
-) -> Message {
+) -> (Message, Option<confab_core::Address>) {
     let registrant = match (&ctx.identity, ctx.trusted) {
         (_, true) => Registrant::TrustedPeer,
         (Some(id), false) => Registrant::User(id.address.clone()),
         (None, false) => {
             // The chain never hands over an unauthenticated REGISTER; refuse if it did.
             tracing::error!("unauthenticated REGISTER reached the registrar");
-            return confab_sip::ResponseBuilder::reply_to(&ctx.request, 403)
+            let r = confab_sip::ResponseBuilder::reply_to(&ctx.request, 403)
                 .and_then(|b| b.to_tag(&format!("{:016x}", rand::random::<u64>())).build())
                 .unwrap_or_else(|_| ctx.request.clone());
+            return (r, None);
         }
     };
     let out = registrar
@@ -35,7 +37,13 @@ pub(crate) async fn register(
             random: rand::random(),
         })
         .await;
-    out.response
+    let aor = out.update.as_ref().and_then(|u| {
+        u.after
+            .first()
+            .or_else(|| u.before.first())
+            .map(|b| b.aor.clone())
+    });
+    (out.response, aor)
 }
 
 /// The router's GRUU resolution, over the registrar (which owns the GRUU format and key).

@@ -24,6 +24,8 @@ use crate::convert::{flow_info, source_of, target_of, token_of};
 pub(crate) enum WorkerMsg {
     /// A message from the network.
     Inbound(Inbound),
+    /// A request a role originates (a NOTIFY).
+    Originate(crate::originate::Originate),
 }
 
 /// A chain or registrar run that finished.
@@ -36,6 +38,7 @@ enum Done {
     Register {
         tx: TxId,
         response: confab_sip::Message,
+        aor: Option<confab_core::Address>,
     },
 }
 
@@ -46,6 +49,10 @@ pub(crate) struct Worker {
     pub(crate) proxy: Proxy,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inbox: mpsc::Receiver<WorkerMsg>,
+    /// Originated requests waiting for their end, by proxy token.
+    pub(crate) originated:
+        std::collections::HashMap<u64, tokio::sync::oneshot::Sender<confab_core::SendOutcome>>,
+    pub(crate) next_token: u64,
 }
 
 fn wall_ms() -> u64 {
@@ -79,6 +86,7 @@ impl Worker {
                 }
                 msg = self.inbox.recv(), if open => match msg {
                     Some(WorkerMsg::Inbound(inb)) => self.on_inbound(inb, &mut pending),
+                    Some(WorkerMsg::Originate(o)) => self.on_originate(o),
                     None => open = false,
                 },
                 () = sleep_until(deadline) => {
@@ -86,6 +94,7 @@ impl Worker {
                     self.proxy.handle_timeout(now);
                 }
             }
+            self.poll_events(&mut pending);
             self.flush(&err_tx).await;
             // What a drain waits for: requests without a final response yet (in the chain or
             // being proxied), not transactions that only linger to absorb retransmissions.
@@ -110,6 +119,27 @@ impl Worker {
         {
             tracing::debug!(error = %e, from = %inb.source, "unmatchable message dropped");
         }
+        self.poll_events(pending);
+    }
+
+    fn on_originate(&mut self, o: crate::originate::Originate) {
+        let now = self.now();
+        self.next_token = self.next_token.wrapping_add(1);
+        let token = self.next_token;
+        match self.proxy.originate(now, o.request, o.hop, token) {
+            Ok(_) => {
+                self.originated.insert(token, o.reply);
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "originated request not sent");
+                let _ = o.reply.send(confab_core::SendOutcome::TransportError);
+            }
+        }
+    }
+
+    /// Handles what the proxy asks for after any input.
+    fn poll_events(&mut self, pending: &mut FuturesUnordered<DoneFuture>) {
+        let now = self.now();
         while let Some(ev) = self.proxy.poll_event() {
             match ev {
                 ProxyEvent::Request { tx, ctx } => {
@@ -132,6 +162,20 @@ impl Worker {
                             let outcome = chain.run(&mut ctx).await;
                             Done::Chain { tx, ctx, outcome }
                         }));
+                    }
+                }
+                ProxyEvent::Originated { token, result } => {
+                    if let Some(reply) = self.originated.remove(&token) {
+                        let outcome = match result {
+                            confab_proxy::OriginateResult::Response(r) => {
+                                confab_core::SendOutcome::Response(r)
+                            }
+                            confab_proxy::OriginateResult::Timeout => {
+                                confab_core::SendOutcome::Timeout
+                            }
+                            _ => confab_core::SendOutcome::TransportError,
+                        };
+                        let _ = reply.send(outcome);
                     }
                 }
                 other => tracing::debug!(?other, "proxy event ignored"),
@@ -157,15 +201,18 @@ impl Worker {
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
                 pending.push(Box::pin(async move {
-                    let response = crate::registrar::register(&registrar, &ctx, flow).await;
-                    Done::Register { tx, response }
+                    let (response, aor) = crate::registrar::register(&registrar, &ctx, flow).await;
+                    Done::Register { tx, response, aor }
                 }));
             }
             Done::Chain { tx, ctx, outcome } => {
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
-            Done::Register { tx, response } => {
+            Done::Register { tx, response, aor } => {
                 self.proxy.send_response(now, tx, response);
+                if let (Some(aor), Some(obs)) = (aor, &self.shared.observer) {
+                    obs.bindings_changed(&aor);
+                }
             }
         }
     }

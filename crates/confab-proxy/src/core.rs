@@ -37,6 +37,41 @@ pub enum ProxyEvent {
         /// The context for the chain.
         ctx: Box<RequestContext>,
     },
+    /// A request this node originated ([`Proxy::originate`]) got its final response, timed
+    /// out or could not be sent.
+    Originated {
+        /// The caller's token given to [`Proxy::originate`].
+        token: u64,
+        /// What happened.
+        result: OriginateResult,
+    },
+}
+
+/// The end of a request this node originated (a NOTIFY of the events framework).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OriginateResult {
+    /// Its final response (our Via removed).
+    Response(Box<Message>),
+    /// Timer F fired (RFC 3261 §17.1.2.2): no final response.
+    Timeout,
+    /// The transport could not send it.
+    TransportError,
+}
+
+/// Why [`Proxy::originate`] refused a request.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum OriginateError {
+    /// No listener of the hop's transport.
+    #[error("no {0} listener to send from")]
+    NoListener(&'static str),
+    /// The hop is this node.
+    #[error("the next hop is this node")]
+    Loop,
+    /// The transaction layer refused it (overload, ACK, malformed).
+    #[error("transaction layer: {0}")]
+    Transaction(String),
 }
 
 /// Why [`Proxy::new`] failed.
@@ -157,6 +192,8 @@ pub struct Proxy {
     rng: u64,
     counter: u64,
     stats: ProxyStats,
+    /// Client transactions of requests this node originated, with the caller's token.
+    originated: HashMap<TxId, u64>,
     /// The source and wall clock of the message being handled (the transaction layer's
     /// flow type is the hop; the chain also needs the local address and TLS names).
     current: Option<(Source, u64)>,
@@ -232,6 +269,7 @@ impl Proxy {
             rng: seed | 1,
             counter: 0,
             stats: ProxyStats::default(),
+            originated: HashMap::new(),
             current: None,
         })
     }
@@ -346,6 +384,63 @@ impl Proxy {
         ok
     }
 
+    /// Sends a request this node originates (a NOTIFY of a subscription the server holds)
+    /// as a client transaction over `hop`: our Via with a fresh branch replaces the top Via
+    /// (a placeholder the caller's builder needed) or goes on top when there is none; the rest
+    /// of the request is the caller's (Request-URI, Route, From/To/Call-ID/CSeq, body). The
+    /// final response, a timeout or a transport error comes back as
+    /// [`ProxyEvent::Originated`] with `token`; provisional responses are absorbed.
+    ///
+    /// # Errors
+    /// [`OriginateError`] when it cannot be sent at all (nothing was sent).
+    pub fn originate(
+        &mut self,
+        now: Time,
+        mut request: Message,
+        hop: Hop,
+        token: u64,
+    ) -> Result<TxId, OriginateError> {
+        if self.is_to_us(&hop) {
+            return Err(OriginateError::Loop);
+        }
+        let Some(out) = self.local.listener_for(&hop).cloned() else {
+            return Err(OriginateError::NoListener(hop.transport.via_name()));
+        };
+        let unique = self.next_random();
+        let via = format!(
+            "SIP/2.0/{} {};branch={BRANCH_PREFIX}00000000.{:016x}{:x}",
+            hop.transport.via_name(),
+            LocalNode::sent_by(&out, None),
+            unique,
+            self.counter
+        );
+        let placed = if request.top_via().is_some() {
+            request.replace_top_via(&via)
+        } else {
+            request.prepend_via(&via)
+        };
+        placed.map_err(|e| OriginateError::Transaction(e.to_string()))?;
+        let tx = self
+            .tl
+            .send_request(now, request, hop)
+            .map_err(|e| OriginateError::Transaction(e.to_string()))?;
+        self.originated.insert(tx, token);
+        self.drain(now);
+        Ok(tx)
+    }
+
+    /// Requests originated by this node still waiting for their final response.
+    pub fn originated_pending(&self) -> usize {
+        self.originated.len()
+    }
+
+    fn on_originated(&mut self, tx: TxId, result: OriginateResult) {
+        if let Some(token) = self.originated.remove(&tx) {
+            self.events
+                .push_back(ProxyEvent::Originated { token, result });
+        }
+    }
+
     /// Applies the chain's outcome for server transaction `tx`. `ctx` is the context the
     /// chain saw (its request, edited, is what gets forwarded).
     /// [`Outcome::Register`] must be handled by the caller (it is answered 500 here).
@@ -382,6 +477,30 @@ impl Proxy {
 
     fn drain(&mut self, now: Time) {
         while let Some(ev) = self.tl.poll_event() {
+            let ev = if self.originated.is_empty() {
+                ev
+            } else {
+                match ev {
+                    Event::Response { tx, mut response } if self.originated.contains_key(&tx) => {
+                        if response.status().unwrap_or(0) >= 200 {
+                            response.remove_top_via();
+                            self.on_originated(tx, OriginateResult::Response(Box::new(response)));
+                        }
+                        continue;
+                    }
+                    Event::Timeout { tx, .. } | Event::Terminated { tx, .. }
+                        if self.originated.contains_key(&tx) =>
+                    {
+                        self.on_originated(tx, OriginateResult::Timeout);
+                        continue;
+                    }
+                    Event::TransportError { tx } if self.originated.contains_key(&tx) => {
+                        self.on_originated(tx, OriginateResult::TransportError);
+                        continue;
+                    }
+                    other => other,
+                }
+            };
             match ev {
                 Event::Request {
                     tx,
@@ -427,7 +546,10 @@ impl Proxy {
             .and_then(Result::ok)
             .is_some_and(|t| t.tag().is_some());
         if !has_tag && reply.status > 100 {
-            let tag = format!("{:016x}", self.next_random());
+            let tag = match &reply.to_tag {
+                Some(t) => t.clone(),
+                None => format!("{:016x}", self.next_random()),
+            };
             b = b.to_tag(&tag);
         }
         for (n, v) in &reply.headers {

@@ -46,6 +46,7 @@
 mod backup;
 mod config;
 mod error;
+mod events;
 mod open;
 mod policy;
 mod registrations;

@@ -274,7 +274,8 @@ async fn start_sip(
     let key_path = config.store.path.with_file_name("gruu.key");
     let gruu_key = confab_frontend::load_or_create_key(&key_path)
         .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
-    let sip = confab_frontend::SipServer::start(
+    let presence = crate::presence::load(config, stores).await?;
+    let sip = confab_frontend::SipServer::start_with(
         settings,
         config.transport.clone(),
         tls,
@@ -284,6 +285,7 @@ async fn start_sip(
         },
         config.registrar.clone(),
         gruu_key,
+        |b| crate::presence::wire(&presence, b),
     )
     .await
     .context("SIP front end")?;

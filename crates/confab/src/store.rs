@@ -20,6 +20,10 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     /// Registrar bindings.
     pub registrations: Arc<dyn confab_core::RegistrationStore>,
+    /// Presence subscriptions (RFC 6665 notifier state).
+    pub subscriptions: Arc<dyn confab_core::SubscriptionStore>,
+    /// Presence publications (RFC 3903).
+    pub publications: Arc<dyn confab_core::PublicationStore>,
     sqlite: SqliteStore,
 }
 
@@ -37,6 +41,8 @@ impl Stores {
             users: Arc::new(sqlite.clone()),
             tokens: Arc::new(sqlite.clone()),
             registrations: Arc::new(sqlite.clone()),
+            subscriptions: Arc::new(sqlite.clone()),
+            publications: Arc::new(sqlite.clone()),
             sqlite,
         }
     }
