@@ -200,6 +200,22 @@ impl Sub {
 struct Pub {
     publication: Publication,
     endpoint: EndpointPublication,
+    /// The publisher's flow (`transport:ip:port`): one device, one publication, and the
+    /// registration over the same flow is the same device.
+    source: Option<String>,
+}
+
+/// What the store keeps of a publication.
+#[derive(Debug, Serialize, Deserialize)]
+struct StoredPub {
+    #[serde(flatten)]
+    publication: Publication,
+    #[serde(default)]
+    source: Option<String>,
+}
+
+fn flow_key(transport: SipTransport, remote: SocketAddr) -> String {
+    format!("{}:{remote}", transport.as_str())
 }
 
 #[derive(Default)]
@@ -318,7 +334,10 @@ impl PresenceServer {
         let _ = ports.publications.remove_expired_publications(t).await;
         let mut state = Registry::default();
         for p in ports.publications.load_publications(t).await? {
-            let publication: Publication = match serde_json::from_slice(&p.data) {
+            let StoredPub {
+                publication,
+                source,
+            } = match serde_json::from_slice(&p.data) {
                 Ok(x) => x,
                 Err(e) => {
                     tracing::warn!(etag = %p.etag, error = %e, "stored publication unreadable; dropped");
@@ -329,6 +348,7 @@ impl PresenceServer {
                 Ok(endpoint) => state.pubs.entry(p.resource).or_default().push(Pub {
                     publication,
                     endpoint,
+                    source,
                 }),
                 Err(e) => {
                     tracing::warn!(etag = %p.etag, error = %e, "stored publication unreadable; dropped");
@@ -618,14 +638,25 @@ enum GroupState {
 async fn presence_state(inner: &Inner, resource: &str) -> Presence {
     let entity = format!("sip:{resource}");
     let t = now();
-    let publications: Vec<EndpointPublication> = lock(&inner.state)
+    let (publications, sources): (Vec<EndpointPublication>, Vec<String>) = lock(&inner.state)
         .pubs
         .get(resource)
-        .map(|v| v.iter().map(|p| p.endpoint.clone()).collect())
+        .map(|v| {
+            (
+                v.iter().map(|p| p.endpoint.clone()).collect(),
+                v.iter().filter_map(|p| p.source.clone()).collect(),
+            )
+        })
         .unwrap_or_default();
+    // A registration over the flow a publication came on is that publisher's device: it
+    // is covered by the publication (aggregation rule 2), whatever its Contact says.
     let registrations: Vec<aggregate::Registration> = match Address::parse(resource) {
         Ok(a) => match inner.ports.registrations.lookup(&a, t).await {
-            Ok(b) => b.iter().map(aggregate::Registration::from).collect(),
+            Ok(b) => b
+                .iter()
+                .filter(|b| !sources.contains(&flow_key(b.flow.transport, b.flow.source)))
+                .map(aggregate::Registration::from)
+                .collect(),
             Err(e) => {
                 tracing::debug!(error = %e, "binding lookup failed; aggregating without");
                 Vec::new()
@@ -1297,9 +1328,29 @@ impl PresenceHandler {
         };
         let expires_out = published.expires(t);
         let etag_out = published.etag().map(str::to_owned);
+        let source = flow_key(ctx.source.hop.transport, ctx.source.hop.remote);
+        // A new publication from a device replaces that device's older ones (clients that
+        // start over without SIP-If-Match after a re-registration would otherwise leave a
+        // stale state until it expires).
+        let superseded: Vec<String> = match &published {
+            Published::Created(_) => lock(&inner.state)
+                .pubs
+                .get(resource.as_str())
+                .map(|v| {
+                    v.iter()
+                        .filter(|p| p.source.as_deref() == Some(source.as_str()))
+                        .map(|p| p.publication.etag.clone())
+                        .collect()
+                })
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let write = match &published {
             Published::Created(p) | Published::Refreshed(p) | Published::Modified(p) => {
-                let data = match serde_json::to_vec(p) {
+                let data = match serde_json::to_vec(&StoredPub {
+                    publication: p.clone(),
+                    source: Some(source.clone()),
+                }) {
                     Ok(d) => d,
                     Err(e) => {
                         tracing::warn!(error = %e, "publication not serializable");
@@ -1332,18 +1383,25 @@ impl PresenceHandler {
                 return unavailable(inner);
             }
         }
+        for old in &superseded {
+            if let Err(e) = inner.ports.publications.remove_publication(old).await {
+                tracing::debug!(error = %e, "superseded publication not removed; it expires");
+            }
+        }
         {
             let mut st = lock(&inner.state);
             let v = st.pubs.entry(resource.as_str().to_owned()).or_default();
             if let Some(old) = if_match {
                 v.retain(|p| p.publication.etag != old);
             }
+            v.retain(|p| !superseded.contains(&p.publication.etag));
             let document_changed = match published {
                 Published::Created(p) | Published::Modified(p) => {
                     match p.to_endpoint() {
                         Ok(endpoint) => v.push(Pub {
                             publication: p,
                             endpoint,
+                            source: Some(source.clone()),
                         }),
                         Err(e) => tracing::warn!(error = %e, "stored document does not read back"),
                     }
@@ -1360,6 +1418,7 @@ impl PresenceHandler {
                         v.push(Pub {
                             publication: p,
                             endpoint,
+                            source: Some(source.clone()),
                         });
                     }
                     false
