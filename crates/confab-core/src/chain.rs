@@ -216,6 +216,12 @@ pub struct RequestContext {
     /// Wall-clock time the request was taken in, milliseconds since the Unix epoch (the
     /// handlers' clock; they never read one).
     pub now_ms: u64,
+    /// Header fields a handler wants on the final response to this request, whoever
+    /// produces it: a reply of the chain, the registrar's response, or the final response
+    /// the proxy forwards upstream. Appended after the response's own fields, in order
+    /// (the Client Version Filter's `Warning: 399` upgrade notice). Never on provisional
+    /// responses.
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl RequestContext {
@@ -237,12 +243,19 @@ impl RequestContext {
             identity: None,
             asserted_identity: None,
             now_ms,
+            response_headers: Vec::new(),
         }
     }
 
     /// The request method.
     pub fn method(&self) -> Option<&confab_sip::Method> {
         self.request.method()
+    }
+
+    /// Asks for a header field on the final response (see
+    /// [`RequestContext::response_headers`]).
+    pub fn add_response_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.response_headers.push((name.into(), value.into()));
     }
 }
 

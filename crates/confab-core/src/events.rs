@@ -88,8 +88,11 @@ pub trait PublicationStore: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SendOutcome {
-    /// The final response.
-    Response(Box<confab_sip::Message>),
+    /// The final response's status.
+    Response {
+        /// Its status code.
+        status: u16,
+    },
     /// No final response in time (RFC 3261 Timer F).
     Timeout,
     /// It could not be sent (connection refused or gone, no listener).
@@ -102,7 +105,7 @@ impl SendOutcome {
     /// The final status, if a response came.
     pub fn status(&self) -> Option<u16> {
         match self {
-            SendOutcome::Response(r) => r.status(),
+            SendOutcome::Response { status } => Some(*status),
             _ => None,
         }
     }

@@ -27,6 +27,7 @@ mod address;
 pub mod chain;
 mod error;
 pub mod events;
+pub mod message_queue;
 mod phone;
 pub mod policy;
 mod registration;

@@ -18,9 +18,14 @@
 //! * **drain** ([`FrontendHandle::drain`], on SIGTERM): new requests get 503 with
 //!   `Retry-After`, transactions in progress finish, then the workers stop.
 //!
+//! * **offline messages** ([`FrontendBuilder::offline_messages`], `confab-im`): the
+//!   `im-offline` chain step, delivery of a user's queue after each successful REGISTER
+//!   (the MESSAGEs go out as client transactions of a worker's proxy core,
+//!   `Proxy::originate`), and the expiry sweep.
+//!
 //! **What it does not do:** bind sockets (the caller passes a bound transport), parse the
-//! configuration file (the binary does), DNS, presence, IM storage, filters (later roles
-//! slot into the chain with [`FrontendBuilder::handler_before`]).
+//! configuration file (the binary does), DNS, presence, filters (later roles slot into the
+//! chain with [`FrontendBuilder::handler_before`]).
 //!
 //! **Threads:** `workers` tasks (default: one per core) on the caller's multi-threaded tokio
 //! runtime. One transaction layer per worker rather than one behind a lock: the layer is
@@ -32,6 +37,7 @@ mod originate;
 mod registrar;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod txlog;
 mod worker;
 
 use std::hash::{Hash, Hasher};
@@ -41,7 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_auth::{AuthConfig, AuthConfigError, AuthHandler, Authenticator};
 use confab_core::chain::{Chain, Hop, RequestHandler};
+use confab_core::message_queue::MessageQueueStore;
 use confab_core::{FlowInfo, RegistrationStore, UserStore};
+use confab_im::ImConfig;
 use confab_proxy::{
     DialogRouter, FlowResolver, Listener, LocalNode, Proxy, ProxyConfig, ProxyError, Router,
 };
@@ -52,6 +60,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::{FrontendConfig, FrontendConfigError};
 pub use crate::convert::{flow_id, flow_info, kind_of, source_of, token_of, transport_of};
+pub use crate::txlog::{set_transaction_log, transaction_log};
 
 /// The whole SIP side of a front end node: the bound transport and the running Front End.
 /// What the binary's `serve` starts.
@@ -91,12 +100,12 @@ impl SipServer {
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
     ) -> Result<SipServer, StartError> {
-        Self::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
+        SipServer::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
     }
 
-    /// [`SipServer::start`] with the roles of later issues added by `roles` (chain steps
-    /// with [`FrontendBuilder::handler_before`], the registration observer, the request
-    /// sender) before the Front End starts.
+    /// [`SipServer::start`] with later roles added to the builder by `extend` (chain steps
+    /// with [`FrontendBuilder::handler_before`], offline messaging with
+    /// [`FrontendBuilder::offline_messages`]).
     ///
     /// # Errors
     /// [`StartError`] naming what could not start.
@@ -107,7 +116,7 @@ impl SipServer {
         stores: Stores,
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
-        roles: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
+        extend: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
     ) -> Result<SipServer, StartError> {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
@@ -115,8 +124,9 @@ impl SipServer {
             let key = format!("transport.listen[{}]", l.id);
             tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
-        let builder = roles(FrontendBuilder::new(settings, stores, registrar));
-        let frontend = match builder.start(handle.clone(), events) {
+        let frontend = match extend(FrontendBuilder::new(settings, stores, registrar))
+            .start(handle.clone(), events)
+        {
             Ok(f) => f,
             Err(e) => {
                 handle.shutdown();
@@ -237,6 +247,9 @@ pub enum FrontendError {
     /// `[frontend]` is invalid.
     #[error(transparent)]
     Config(#[from] FrontendConfigError),
+    /// `[im]` is invalid.
+    #[error(transparent)]
+    Im(#[from] confab_im::ImConfigError),
 }
 
 /// Shared by the dispatcher and the workers.
@@ -253,6 +266,8 @@ pub(crate) struct Shared {
     pub(crate) live: Vec<AtomicUsize>,
     /// Told when bindings change (registration event package, presence).
     pub(crate) observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
+    /// Offline store-and-forward, when enabled.
+    pub(crate) delivery: Option<Arc<confab_im::Delivery>>,
 }
 
 /// How the routing steps reach flows on this node and tell trusted next hops.
@@ -298,6 +313,7 @@ pub struct FrontendBuilder {
         mpsc::Receiver<originate::Originate>,
     ),
     transport_cell: Arc<std::sync::OnceLock<TransportHandle>>,
+    offline: Option<(Arc<dyn MessageQueueStore>, ImConfig)>,
 }
 
 impl std::fmt::Debug for FrontendBuilder {
@@ -323,6 +339,7 @@ impl FrontendBuilder {
             observer: None,
             originate: mpsc::channel(4096),
             transport_cell: Arc::new(std::sync::OnceLock::new()),
+            offline: None,
         }
     }
 
@@ -344,6 +361,14 @@ impl FrontendBuilder {
         observer: Arc<dyn confab_core::RegistrationObserver>,
     ) -> Self {
         self.observer = Some(observer);
+        self
+    }
+
+    /// Offline store-and-forward of MESSAGEs (`confab-im`): the `im-offline` step before
+    /// `router`, delivery after each successful REGISTER, and the expiry sweep.
+    #[must_use]
+    pub fn offline_messages(mut self, queue: Arc<dyn MessageQueueStore>, config: ImConfig) -> Self {
+        self.offline = Some((queue, config));
         self
     }
 
@@ -372,8 +397,20 @@ impl FrontendBuilder {
             observer,
             originate,
             transport_cell,
+            offline,
         } = self;
         settings.frontend.validate()?;
+        if let Some((_, c)) = &offline {
+            c.validate()?;
+        }
+        let n = settings.frontend.worker_count();
+        let mut inboxes = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
+            inboxes.push(tx);
+            receivers.push(rx);
+        }
         let _ = transport_cell.set(transport.clone());
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -391,16 +428,40 @@ impl FrontendBuilder {
             transport: transport.clone(),
             auth: auth.clone(),
         });
+        let router = Router::new(
+            stores.registrations.clone(),
+            stores.users.clone(),
+            flows.clone(),
+        )
+        .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone())));
         let mut chain = Chain::new()
             .then(Arc::new(DialogRouter::new(flows.clone())))
             .then(Arc::new(AuthHandler::new(auth, stores.users.clone())))
-            .then(Arc::new(
-                Router::new(stores.registrations.clone(), stores.users.clone(), flows)
-                    .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone()))),
-            ));
+            .then(Arc::new(router.clone()));
         for (before, h) in extra {
             chain.insert_before(&before, h);
         }
+        let delivery = offline.map(|(queue, config)| {
+            let rules = confab_im::Offline::new(config, &settings.domains);
+            chain.insert_before(
+                "router",
+                Arc::new(confab_im::OfflineHandler::new(
+                    rules.clone(),
+                    queue.clone(),
+                    stores.registrations.clone(),
+                    stores.users.clone(),
+                )),
+            );
+            Arc::new(confab_im::Delivery::new(
+                rules,
+                queue,
+                stores.registrations.clone(),
+                Arc::new(crate::originate::WorkerOriginator::new(
+                    router,
+                    inboxes.clone(),
+                )),
+            ))
+        });
         tracing::info!(chain = ?chain.names(), "request chain");
         let listeners: Vec<Listener> = transport
             .listeners()
@@ -412,7 +473,6 @@ impl FrontendBuilder {
             })
             .collect();
         let local = LocalNode::new(&settings.domains, listeners);
-        let n = settings.frontend.worker_count();
         let flow_key: [u8; 32] = rand::random();
         let mut proxies = Vec::with_capacity(n);
         for _ in 0..n {
@@ -435,21 +495,22 @@ impl FrontendBuilder {
             stopped: AtomicBool::new(false),
             live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
             observer,
+            delivery: delivery.clone(),
         });
-        let mut inboxes = Vec::with_capacity(n);
-        let mut tasks = Vec::with_capacity(n + 1);
-        for (index, proxy) in proxies.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
-            inboxes.push(tx);
+        let mut tasks = Vec::with_capacity(n + 2);
+        for ((index, proxy), rx) in proxies.into_iter().enumerate().zip(receivers) {
             let w = worker::Worker {
                 index,
                 proxy,
                 shared: shared.clone(),
                 inbox: rx,
                 originated: std::collections::HashMap::new(),
-                next_token: 0,
+                next_key: 0,
             };
             tasks.push(tokio::spawn(w.run()));
+        }
+        if let Some(d) = delivery {
+            tasks.push(tokio::spawn(d.run()));
         }
         tasks.push(tokio::spawn(originate::dispatch(
             originate.1,

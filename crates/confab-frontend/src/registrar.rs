@@ -9,23 +9,21 @@ use confab_sip::Message;
 
 /// Runs the registrar for a REGISTER the chain handed over
 /// ([`confab_core::chain::Outcome::Register`]): the registrant is the trusted peer, or the
-/// authenticated identity. The registrar commits bindings before it returns a 2xx. Also
-/// returns the AOR whose bindings changed, if any (for the registration observer).
+/// authenticated identity. The registrar commits bindings before it returns a 2xx.
 pub(crate) async fn register(
     registrar: &Registrar,
     ctx: &RequestContext,
     flow: FlowInfo,
-) -> (Message, Option<confab_core::Address>) {
+) -> Message {
     let registrant = match (&ctx.identity, ctx.trusted) {
         (_, true) => Registrant::TrustedPeer,
         (Some(id), false) => Registrant::User(id.address.clone()),
         (None, false) => {
             // The chain never hands over an unauthenticated REGISTER; refuse if it did.
             tracing::error!("unauthenticated REGISTER reached the registrar");
-            let r = confab_sip::ResponseBuilder::reply_to(&ctx.request, 403)
+            return confab_sip::ResponseBuilder::reply_to(&ctx.request, 403)
                 .and_then(|b| b.to_tag(&format!("{:016x}", rand::random::<u64>())).build())
                 .unwrap_or_else(|_| ctx.request.clone());
-            return (r, None);
         }
     };
     let out = registrar
@@ -37,13 +35,16 @@ pub(crate) async fn register(
             random: rand::random(),
         })
         .await;
-    let aor = out.update.as_ref().and_then(|u| {
-        u.after
-            .first()
-            .or_else(|| u.before.first())
-            .map(|b| b.aor.clone())
-    });
-    (out.response, aor)
+    let mut response = out.response;
+    // The chain's response headers (an upgrade notice) go on the registrar's final answer.
+    if response.status().is_some_and(|s| s >= 200) {
+        for (n, v) in &ctx.response_headers {
+            if response.push_header(n.as_str(), v).is_err() {
+                tracing::debug!(name = %n, "response header refused");
+            }
+        }
+    }
+    response
 }
 
 /// The router's GRUU resolution, over the registrar (which owns the GRUU format and key).
@@ -60,5 +61,14 @@ impl GruuResolver for RegistrarGruu {
             #[allow(unreachable_patterns)]
             _ => Gruu::NotGruu,
         })
+    }
+}
+
+/// The address-of-record of a REGISTER (its To URI, `sip:user@domain`).
+pub(crate) fn aor_of(request: &Message) -> Option<confab_core::Address> {
+    let to = request.to()?.ok()?;
+    match to.uri {
+        confab_sip::Uri::Sip(u) => confab_core::Address::new(u.user?, &u.host.to_string()).ok(),
+        _ => None,
     }
 }

@@ -24,8 +24,12 @@ use crate::convert::{flow_info, source_of, target_of, token_of};
 pub(crate) enum WorkerMsg {
     /// A message from the network.
     Inbound(Inbound),
-    /// A request a role originates (a NOTIFY).
-    Originate(crate::originate::Originate),
+    /// A request this node sends (offline delivery); the final status goes to `reply`.
+    Originate {
+        request: confab_sip::Message,
+        target: confab_core::chain::Target,
+        reply: tokio::sync::oneshot::Sender<u16>,
+    },
 }
 
 /// A chain or registrar run that finished.
@@ -38,7 +42,6 @@ enum Done {
     Register {
         tx: TxId,
         response: confab_sip::Message,
-        aor: Option<confab_core::Address>,
     },
 }
 
@@ -49,10 +52,9 @@ pub(crate) struct Worker {
     pub(crate) proxy: Proxy,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inbox: mpsc::Receiver<WorkerMsg>,
-    /// Originated requests waiting for their end, by proxy token.
-    pub(crate) originated:
-        std::collections::HashMap<u64, tokio::sync::oneshot::Sender<confab_core::SendOutcome>>,
-    pub(crate) next_token: u64,
+    /// Requests sent with `Proxy::originate`, by key, waiting for their final status.
+    pub(crate) originated: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u16>>,
+    pub(crate) next_key: u64,
 }
 
 fn wall_ms() -> u64 {
@@ -86,7 +88,13 @@ impl Worker {
                 }
                 msg = self.inbox.recv(), if open => match msg {
                     Some(WorkerMsg::Inbound(inb)) => self.on_inbound(inb, &mut pending),
-                    Some(WorkerMsg::Originate(o)) => self.on_originate(o),
+                    Some(WorkerMsg::Originate { request, target, reply }) => {
+                        let key = self.next_key;
+                        self.next_key += 1;
+                        self.originated.insert(key, reply);
+                        let now = self.now();
+                        self.proxy.originate(now, request, &target, key);
+                    }
                     None => open = false,
                 },
                 () = sleep_until(deadline) => {
@@ -122,27 +130,17 @@ impl Worker {
         self.poll_events(pending);
     }
 
-    fn on_originate(&mut self, o: crate::originate::Originate) {
-        let now = self.now();
-        self.next_token = self.next_token.wrapping_add(1);
-        let token = self.next_token;
-        match self.proxy.originate(now, o.request, o.hop, token) {
-            Ok(_) => {
-                self.originated.insert(token, o.reply);
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "originated request not sent");
-                let _ = o.reply.send(confab_core::SendOutcome::TransportError);
-            }
-        }
-    }
-
-    /// Handles what the proxy asks for after any input.
     fn poll_events(&mut self, pending: &mut FuturesUnordered<DoneFuture>) {
         let now = self.now();
         while let Some(ev) = self.proxy.poll_event() {
             match ev {
+                ProxyEvent::Originated { key, status } => {
+                    if let Some(reply) = self.originated.remove(&key) {
+                        let _ = reply.send(status);
+                    }
+                }
                 ProxyEvent::Request { tx, ctx } => {
+                    crate::txlog::request(&ctx);
                     if self.shared.draining.load(Ordering::Relaxed) {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "draining")
                             .increment(1);
@@ -162,20 +160,6 @@ impl Worker {
                             let outcome = chain.run(&mut ctx).await;
                             Done::Chain { tx, ctx, outcome }
                         }));
-                    }
-                }
-                ProxyEvent::Originated { token, result } => {
-                    if let Some(reply) = self.originated.remove(&token) {
-                        let outcome = match result {
-                            confab_proxy::OriginateResult::Response(r) => {
-                                confab_core::SendOutcome::Response(r)
-                            }
-                            confab_proxy::OriginateResult::Timeout => {
-                                confab_core::SendOutcome::Timeout
-                            }
-                            _ => confab_core::SendOutcome::TransportError,
-                        };
-                        let _ = reply.send(outcome);
                     }
                 }
                 other => tracing::debug!(?other, "proxy event ignored"),
@@ -198,21 +182,45 @@ impl Worker {
                 ctx,
                 outcome: Outcome::Register,
             } => {
+                crate::txlog::outcome(&ctx, &Outcome::Register);
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
+                let delivery = self.shared.delivery.clone();
+                let observer = self.shared.observer.clone();
                 pending.push(Box::pin(async move {
-                    let (response, aor) = crate::registrar::register(&registrar, &ctx, flow).await;
-                    Done::Register { tx, response, aor }
+                    let response = crate::registrar::register(&registrar, &ctx, flow).await;
+                    // Registration event package and presence follow binding changes.
+                    if let Some(o) = observer
+                        && response.status().is_some_and(|s| (200..300).contains(&s))
+                        && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                    {
+                        o.bindings_changed(&aor);
+                    }
+                    // A user came online: queued messages go out once the 200 is on its way.
+                    if let Some(d) = delivery
+                        && response.status().is_some_and(|s| (200..300).contains(&s))
+                        && response.contains(confab_sip::HeaderName::Contact)
+                        && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                    {
+                        tokio::spawn(async move {
+                            match d.deliver_to(&aor).await {
+                                Ok(r) if r.delivered + r.refused + r.deferred > 0 => {
+                                    tracing::info!(%aor, delivered = r.delivered, refused = r.refused, deferred = r.deferred, "offline messages delivered");
+                                }
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, %aor, "offline delivery failed"),
+                            }
+                        });
+                    }
+                    Done::Register { tx, response }
                 }));
             }
             Done::Chain { tx, ctx, outcome } => {
+                crate::txlog::outcome(&ctx, &outcome);
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
-            Done::Register { tx, response, aor } => {
+            Done::Register { tx, response } => {
                 self.proxy.send_response(now, tx, response);
-                if let (Some(aor), Some(obs)) = (aor, &self.shared.observer) {
-                    obs.bindings_changed(&aor);
-                }
             }
         }
     }
@@ -222,6 +230,7 @@ impl Worker {
     /// its own task and reports failure back.
     async fn flush(&mut self, err_tx: &mpsc::UnboundedSender<TxId>) {
         while let Some(t) = self.proxy.poll_transmit() {
+            crate::txlog::sent(&t.data, &t.flow);
             let is_response = t.data.starts_with(b"SIP/2.0 ");
             let transport = &self.shared.transport;
             match (&t.flow.flow, t.flow.transport.is_connection()) {

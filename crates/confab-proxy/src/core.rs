@@ -37,41 +37,14 @@ pub enum ProxyEvent {
         /// The context for the chain.
         ctx: Box<RequestContext>,
     },
-    /// A request this node originated ([`Proxy::originate`]) got its final response, timed
-    /// out or could not be sent.
+    /// A request this node sent with [`Proxy::originate`] got its final response (or
+    /// failed: 408 on timeout, 503 on a transport error or when it could not be sent).
     Originated {
-        /// The caller's token given to [`Proxy::originate`].
-        token: u64,
-        /// What happened.
-        result: OriginateResult,
+        /// The caller's key given to [`Proxy::originate`].
+        key: u64,
+        /// The final status.
+        status: u16,
     },
-}
-
-/// The end of a request this node originated (a NOTIFY of the events framework).
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum OriginateResult {
-    /// Its final response (our Via removed).
-    Response(Box<Message>),
-    /// Timer F fired (RFC 3261 §17.1.2.2): no final response.
-    Timeout,
-    /// The transport could not send it.
-    TransportError,
-}
-
-/// Why [`Proxy::originate`] refused a request.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum OriginateError {
-    /// No listener of the hop's transport.
-    #[error("no {0} listener to send from")]
-    NoListener(&'static str),
-    /// The hop is this node.
-    #[error("the next hop is this node")]
-    Loop,
-    /// The transaction layer refused it (overload, ACK, malformed).
-    #[error("transaction layer: {0}")]
-    Transaction(String),
 }
 
 /// Why [`Proxy::new`] failed.
@@ -97,7 +70,8 @@ pub struct ProxyStats {
     pub finals: u64,
     /// ACKs and stray 2xx forwarded statelessly.
     pub stateless: u64,
-    /// Requests refused by validation (483, 482, 420).
+    /// Requests refused by validation (400, 416, 483, 482, 420) or dropped by it (requests
+    /// no response can be built for).
     pub refused: u64,
 }
 
@@ -134,6 +108,9 @@ struct Fork {
     got_6xx: bool,
     cancelled: bool,
     server_gone: bool,
+    /// The chain's [`RequestContext::response_headers`], added to final responses sent
+    /// upstream.
+    response_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -170,7 +147,9 @@ enum Pending {
 ///
 /// # What it does (RFC 3261 §16)
 ///
-/// Validation (§16.3: Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
+/// Validation (§16.3: the message layer's checks of [`Message::check`] first — a request
+/// whose Via, From, To, Call-ID or CSeq cannot be read is dropped, other faults get their
+/// 400 or 416 before anything else, authentication included —, Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
 /// loop hash in our Via branches → 482, Proxy-Require → 420 with Unsupported; Require is not
 /// looked at), Route pre-processing (§16.4: strict-route fix-up, removal of our Route
 /// entries, flow tokens), forking (§16.6: parallel within a q-value group, groups in
@@ -187,13 +166,13 @@ pub struct Proxy {
     tl: TransactionLayer<Hop>,
     pending: HashMap<TxId, Pending>,
     by_client: HashMap<TxId, (TxId, u32)>,
+    /// Client transactions of requests this node originated, with the caller's key.
+    originated: HashMap<TxId, u64>,
     timer_c: BinaryHeap<Reverse<(Time, TxId)>>,
     events: VecDeque<ProxyEvent>,
     rng: u64,
     counter: u64,
     stats: ProxyStats,
-    /// Client transactions of requests this node originated, with the caller's token.
-    originated: HashMap<TxId, u64>,
     /// The source and wall clock of the message being handled (the transaction layer's
     /// flow type is the hop; the chain also needs the local address and TLS names).
     current: Option<(Source, u64)>,
@@ -264,12 +243,12 @@ impl Proxy {
             tl: TransactionLayer::new(timers)?,
             pending: HashMap::new(),
             by_client: HashMap::new(),
+            originated: HashMap::new(),
             timer_c: BinaryHeap::new(),
             events: VecDeque::new(),
             rng: seed | 1,
             counter: 0,
             stats: ProxyStats::default(),
-            originated: HashMap::new(),
             current: None,
         })
     }
@@ -344,6 +323,16 @@ impl Proxy {
         msg: Message,
         source: Source,
     ) -> Result<(), InboundError> {
+        // §16.3 step 1 (reasonable syntax): a request no response can be built for never
+        // reaches the transaction layer (the answerable faults are refused in on_request).
+        if msg.is_request()
+            && let Err(r) = msg.check()
+            && r.disposition() == confab_sip::Disposition::Drop
+        {
+            tracing::debug!(fault = %r, "request dropped by validation");
+            self.stats.refused += 1;
+            return Ok(());
+        }
         let hop = source.hop.clone();
         self.current = Some((source, wall_ms));
         let r = self.tl.handle_message(now, msg, hop);
@@ -384,63 +373,6 @@ impl Proxy {
         ok
     }
 
-    /// Sends a request this node originates (a NOTIFY of a subscription the server holds)
-    /// as a client transaction over `hop`: our Via with a fresh branch replaces the top Via
-    /// (a placeholder the caller's builder needed) or goes on top when there is none; the rest
-    /// of the request is the caller's (Request-URI, Route, From/To/Call-ID/CSeq, body). The
-    /// final response, a timeout or a transport error comes back as
-    /// [`ProxyEvent::Originated`] with `token`; provisional responses are absorbed.
-    ///
-    /// # Errors
-    /// [`OriginateError`] when it cannot be sent at all (nothing was sent).
-    pub fn originate(
-        &mut self,
-        now: Time,
-        mut request: Message,
-        hop: Hop,
-        token: u64,
-    ) -> Result<TxId, OriginateError> {
-        if self.is_to_us(&hop) {
-            return Err(OriginateError::Loop);
-        }
-        let Some(out) = self.local.listener_for(&hop).cloned() else {
-            return Err(OriginateError::NoListener(hop.transport.via_name()));
-        };
-        let unique = self.next_random();
-        let via = format!(
-            "SIP/2.0/{} {};branch={BRANCH_PREFIX}00000000.{:016x}{:x}",
-            hop.transport.via_name(),
-            LocalNode::sent_by(&out, None),
-            unique,
-            self.counter
-        );
-        let placed = if request.top_via().is_some() {
-            request.replace_top_via(&via)
-        } else {
-            request.prepend_via(&via)
-        };
-        placed.map_err(|e| OriginateError::Transaction(e.to_string()))?;
-        let tx = self
-            .tl
-            .send_request(now, request, hop)
-            .map_err(|e| OriginateError::Transaction(e.to_string()))?;
-        self.originated.insert(tx, token);
-        self.drain(now);
-        Ok(tx)
-    }
-
-    /// Requests originated by this node still waiting for their final response.
-    pub fn originated_pending(&self) -> usize {
-        self.originated.len()
-    }
-
-    fn on_originated(&mut self, tx: TxId, result: OriginateResult) {
-        if let Some(token) = self.originated.remove(&tx) {
-            self.events
-                .push_back(ProxyEvent::Originated { token, result });
-        }
-    }
-
     /// Applies the chain's outcome for server transaction `tx`. `ctx` is the context the
     /// chain saw (its request, edited, is what gets forwarded).
     /// [`Outcome::Register`] must be handled by the caller (it is answered 500 here).
@@ -458,7 +390,10 @@ impl Proxy {
         };
         match outcome {
             Outcome::Continue => self.reply(now, tx, &ctx.request, &Reply::new(404)),
-            Outcome::Respond(r) => self.reply(now, tx, &ctx.request, &r),
+            Outcome::Respond(mut r) => {
+                r.headers.extend(ctx.response_headers.iter().cloned());
+                self.reply(now, tx, &ctx.request, &r);
+            }
             Outcome::Register => {
                 tracing::error!(
                     "REGISTER outcome reached the proxy core; the caller must run the registrar"
@@ -473,34 +408,81 @@ impl Proxy {
         self.drain(now);
     }
 
+    /// Sends a request this node originates (offline message delivery) to `target` in a
+    /// client transaction of its own: the target's Path entries become Route headers, our
+    /// Via is added, the next hop is the target's flow (or its URI/Route). The final
+    /// response, a timeout (408) or a failure to send (503) comes back as
+    /// [`ProxyEvent::Originated`] with `key`; the caller builds the rest of the request
+    /// (From with a tag, To, Call-ID, CSeq, Max-Forwards).
+    pub fn originate(&mut self, now: Time, mut request: Message, target: &Target, key: u64) {
+        let fail = |p: &mut Proxy, why: &str| {
+            tracing::debug!(why, "originated request not sent");
+            p.events
+                .push_back(ProxyEvent::Originated { key, status: 503 });
+        };
+        if request.request_uri_bytes() != Some(target.uri.as_bytes())
+            && request.set_request_uri(&target.uri).is_err()
+        {
+            return fail(self, "invalid target URI");
+        }
+        for r in target.route.iter().rev() {
+            if request.prepend_header(HeaderName::Route, r).is_err() {
+                return fail(self, "invalid Path");
+            }
+        }
+        let hop = match route::next_hop(&request, target) {
+            NextHop::Hop(h) => h,
+            NextHop::Resolve { .. } => return fail(self, "next hop needs DNS"),
+            NextHop::Invalid(why) => return fail(self, why),
+        };
+        let Some(out) = self.local.listener_for(&hop).cloned() else {
+            return fail(self, "no listener for the next hop");
+        };
+        if !target.trusted {
+            request.remove_header(HeaderName::PAssertedIdentity);
+        }
+        let unique = self.next_random();
+        let via = format!(
+            "SIP/2.0/{} {};branch={BRANCH_PREFIX}00000000.{unique:016x}",
+            hop.transport.via_name(),
+            LocalNode::sent_by(&out, None),
+        );
+        if request.prepend_via(&via).is_err() {
+            return fail(self, "cannot add Via");
+        }
+        match self.tl.send_request(now, request, hop) {
+            Ok(client) => {
+                self.originated.insert(client, key);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a client transaction");
+                fail(self, "transaction layer refused");
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Requests sent with [`Proxy::originate`] still waiting for their final response.
+    pub fn originated_pending(&self) -> usize {
+        self.originated.len()
+    }
+
+    /// The final outcome of an originated request, once.
+    fn originated_done(&mut self, client: TxId, status: u16) -> bool {
+        match self.originated.remove(&client) {
+            Some(key) => {
+                self.events
+                    .push_back(ProxyEvent::Originated { key, status });
+                true
+            }
+            None => false,
+        }
+    }
+
     // ---- request handling ---------------------------------------------------------------
 
     fn drain(&mut self, now: Time) {
         while let Some(ev) = self.tl.poll_event() {
-            let ev = if self.originated.is_empty() {
-                ev
-            } else {
-                match ev {
-                    Event::Response { tx, mut response } if self.originated.contains_key(&tx) => {
-                        if response.status().unwrap_or(0) >= 200 {
-                            response.remove_top_via();
-                            self.on_originated(tx, OriginateResult::Response(Box::new(response)));
-                        }
-                        continue;
-                    }
-                    Event::Timeout { tx, .. } | Event::Terminated { tx, .. }
-                        if self.originated.contains_key(&tx) =>
-                    {
-                        self.on_originated(tx, OriginateResult::Timeout);
-                        continue;
-                    }
-                    Event::TransportError { tx } if self.originated.contains_key(&tx) => {
-                        self.on_originated(tx, OriginateResult::TransportError);
-                        continue;
-                    }
-                    other => other,
-                }
-            };
             match ev {
                 Event::Request {
                     tx,
@@ -570,6 +552,12 @@ impl Proxy {
         let Some((source, wall_ms)) = self.current.clone() else {
             return;
         };
+        // §16.3 steps 1 and 2: syntax the message layer refuses (400: CSeq method mismatch,
+        // repeated single-valued headers, headers in the Request-URI, malformed Contact...)
+        // and Request-URI schemes we cannot route (416), before the chain can challenge.
+        if let Err(r) = request.check() {
+            return self.refuse(now, tx, &request, Reply::with_reason(r.status, r.reason));
+        }
         let addressed = self
             .local
             .classify(request.request_uri().and_then(Result::ok).as_ref());
@@ -809,6 +797,7 @@ impl Proxy {
             source,
             asserted_identity,
             in_dialog,
+            response_headers,
             ..
         } = ctx;
         // §16.6 step 3: Max-Forwards.
@@ -854,6 +843,7 @@ impl Proxy {
             got_6xx: false,
             cancelled: false,
             server_gone: false,
+            response_headers,
         };
         self.pending.insert(tx, Pending::Fork(Box::new(fork)));
         self.start_next_group(now, tx);
@@ -1044,6 +1034,9 @@ impl Proxy {
     }
 
     fn on_branch_failure(&mut self, now: Time, client: TxId, status: u16) {
+        if self.originated_done(client, status) {
+            return;
+        }
         let Some(&(server, idx)) = self.by_client.get(&client) else {
             return;
         };
@@ -1084,10 +1077,13 @@ impl Proxy {
     }
 
     fn on_response(&mut self, now: Time, client: TxId, mut response: Message) {
+        let code = response.status().unwrap_or(500);
+        if code >= 200 && self.originated_done(client, code) {
+            return;
+        }
         let Some(&(server, idx)) = self.by_client.get(&client) else {
             return;
         };
-        let code = response.status().unwrap_or(500);
         let timer_c = Duration::from_secs(u64::from(self.config.timer_c_s));
         let recurse = self.config.recurse_on_3xx;
         let Some(f) = self.fork_mut(server) else {
@@ -1139,6 +1135,8 @@ impl Proxy {
             };
             // Every 2xx to INVITE goes upstream (each is a dialog); only the first otherwise.
             let forward = (first || invite) && !f.server_gone;
+            let mut response = response;
+            add_headers(&mut response, &f.response_headers);
             let sent = forward && self.tl.send_response(now, server, response).is_ok();
             if sent && first {
                 self.stats.finals += 1;
@@ -1215,6 +1213,7 @@ impl Proxy {
             let best = f.best.take();
             let challenges = std::mem::take(&mut f.challenges);
             let request = f.request.clone();
+            let extra = f.response_headers.clone();
             let (status, msg) = match best {
                 None if f.cancelled => (487, None),
                 None => (408, None),
@@ -1239,8 +1238,11 @@ impl Proxy {
                 }
                 None => self.build_reply(&request, &Reply::new(status)),
             };
-            if let Some(m) = out
-                && self.tl.send_response(now, server, m).is_ok()
+            if let Some(mut m) = out
+                && {
+                    add_headers(&mut m, &extra);
+                    self.tl.send_response(now, server, m).is_ok()
+                }
             {
                 self.stats.finals += 1;
             }
@@ -1264,6 +1266,9 @@ impl Proxy {
     }
 
     fn on_terminated(&mut self, now: Time, tx: TxId) {
+        if self.originated_done(tx, 408) {
+            return;
+        }
         if let Some((server, idx)) = self.by_client.remove(&tx) {
             if let Some(f) = self.fork_mut(server) {
                 let b = &mut f.branches[idx as usize];
@@ -1315,6 +1320,16 @@ fn hex8(v: u32, out: &mut [u8; 8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, o) in out.iter_mut().enumerate() {
         *o = HEX[((v >> (28 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+/// Appends the chain's response header fields to a final response going upstream (a field
+/// the message layer refuses is skipped: the chain's handlers build valid ones).
+fn add_headers(m: &mut Message, headers: &[(String, String)]) {
+    for (n, v) in headers {
+        if m.push_header(n.as_str(), v).is_err() {
+            tracing::debug!(name = %n, "response header refused");
+        }
     }
 }
 

@@ -31,9 +31,7 @@ pub mod route;
 mod router;
 
 pub use crate::config::{ProxyConfig, ProxyConfigError};
-pub use crate::core::{
-    ALLOW, OriginateError, OriginateResult, Proxy, ProxyError, ProxyEvent, ProxyStats, response_hop,
-};
+pub use crate::core::{ALLOW, Proxy, ProxyError, ProxyEvent, ProxyStats, response_hop};
 pub use crate::local::{Listener, LocalNode};
 pub use crate::route::{FlowSigner, NextHop, next_hop, uri_hop};
 pub use crate::router::{DialogRouter, FlowResolver, Gruu, GruuResolver, Router, uses_flow};

@@ -47,6 +47,7 @@ mod backup;
 mod config;
 mod error;
 mod events;
+mod messages;
 mod open;
 mod policy;
 mod registrations;
