@@ -271,6 +271,9 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// An optional body with its content type.
     pub body: Option<(String, Vec<u8>)>,
+    /// The To tag to put in the response (a dialog-creating response of a role that is the
+    /// UAS, like the notifier's 200 to SUBSCRIBE); `None` lets the proxy choose one.
+    pub to_tag: Option<String>,
 }
 
 impl Reply {
@@ -281,6 +284,7 @@ impl Reply {
             reason: None,
             headers: Vec::new(),
             body: None,
+            to_tag: None,
         }
     }
 
@@ -290,6 +294,13 @@ impl Reply {
             reason: Some(reason.into()),
             ..Reply::new(status)
         }
+    }
+
+    /// Sets the To tag of the response.
+    #[must_use]
+    pub fn with_to_tag(mut self, tag: impl Into<String>) -> Reply {
+        self.to_tag = Some(tag.into());
+        self
     }
 
     /// Adds a header field.

@@ -264,6 +264,8 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Requests without a final response (in the chain or being proxied), per worker.
     pub(crate) live: Vec<AtomicUsize>,
+    /// Told when bindings change (registration event package, presence).
+    pub(crate) observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
     /// Offline store-and-forward, when enabled.
     pub(crate) delivery: Option<Arc<confab_im::Delivery>>,
 }
@@ -305,6 +307,12 @@ pub struct FrontendBuilder {
     stores: Stores,
     registrar: Registrar,
     extra: Vec<(String, Arc<dyn RequestHandler>)>,
+    observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
+    originate: (
+        mpsc::Sender<originate::Originate>,
+        mpsc::Receiver<originate::Originate>,
+    ),
+    transport_cell: Arc<std::sync::OnceLock<TransportHandle>>,
     offline: Option<(Arc<dyn MessageQueueStore>, ImConfig)>,
 }
 
@@ -328,8 +336,32 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra: Vec::new(),
+            observer: None,
+            originate: mpsc::channel(4096),
+            transport_cell: Arc::new(std::sync::OnceLock::new()),
             offline: None,
         }
+    }
+
+    /// The sender through which roles originate requests (the notifier's NOTIFYs) as
+    /// client transactions of this Front End. Requests wait until [`Self::start`].
+    pub fn request_sender(&self) -> Arc<dyn confab_core::RequestSender> {
+        Arc::new(originate::FrontendSender {
+            tx: self.originate.0.clone(),
+            node: self.settings.node_id.clone(),
+            transport: self.transport_cell.clone(),
+        })
+    }
+
+    /// Who to tell when bindings change (a REGISTER committed, a flow failed, bindings
+    /// expired).
+    #[must_use]
+    pub fn registration_observer(
+        mut self,
+        observer: Arc<dyn confab_core::RegistrationObserver>,
+    ) -> Self {
+        self.observer = Some(observer);
+        self
     }
 
     /// Offline store-and-forward of MESSAGEs (`confab-im`): the `im-offline` step before
@@ -362,6 +394,9 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra,
+            observer,
+            originate,
+            transport_cell,
             offline,
         } = self;
         settings.frontend.validate()?;
@@ -376,6 +411,7 @@ impl FrontendBuilder {
             inboxes.push(tx);
             receivers.push(rx);
         }
+        let _ = transport_cell.set(transport.clone());
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -458,6 +494,7 @@ impl FrontendBuilder {
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            observer,
             delivery: delivery.clone(),
         });
         let mut tasks = Vec::with_capacity(n + 2);
@@ -476,6 +513,10 @@ impl FrontendBuilder {
         if let Some(d) = delivery {
             tasks.push(tokio::spawn(d.run()));
         }
+        tasks.push(tokio::spawn(originate::dispatch(
+            originate.1,
+            inboxes.clone(),
+        )));
         let dispatcher = tokio::spawn(dispatch(shared.clone(), events, inboxes));
         tasks.push(tokio::spawn(sweep(shared.clone())));
         Ok(FrontendHandle {
@@ -522,10 +563,12 @@ async fn dispatch(
                 // RFC 5626 §5.3: the flow failed; its (outbound) bindings go.
                 let registrar = shared.registrar.clone();
                 let node = shared.node_id.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     match registrar.handle_flow_failure(&node, &flow.encode()).await {
                         Ok(removed) if !removed.is_empty() => {
                             tracing::info!(%flow, removed = removed.len(), "flow closed; outbound bindings removed");
+                            notify_observer(shared.observer.as_ref(), &removed);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -542,6 +585,22 @@ async fn dispatch(
     }
 }
 
+/// Tells the registration observer which AORs lost bindings.
+fn notify_observer(
+    observer: Option<&Arc<dyn confab_core::RegistrationObserver>>,
+    removed: &[confab_core::Binding],
+) {
+    let Some(obs) = observer else {
+        return;
+    };
+    let mut aors: Vec<&confab_core::Address> = removed.iter().map(|b| &b.aor).collect();
+    aors.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    aors.dedup();
+    for a in aors {
+        obs.bindings_changed(a);
+    }
+}
+
 /// Removes expired bindings every few seconds (lookups never return them meanwhile).
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -555,6 +614,7 @@ async fn sweep(shared: Arc<Shared>) {
         match shared.registrar.sweep_expired(now, 10_000).await {
             Ok(gone) if !gone.is_empty() => {
                 tracing::debug!(removed = gone.len(), "expired bindings removed");
+                notify_observer(shared.observer.as_ref(), &gone);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expired-binding sweep failed"),

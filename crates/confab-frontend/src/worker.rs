@@ -232,8 +232,16 @@ impl Worker {
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
                 let delivery = self.shared.delivery.clone();
+                let observer = self.shared.observer.clone();
                 pending.push(Box::pin(async move {
                     let response = crate::registrar::register(&registrar, &ctx, flow).await;
+                    // Registration event package and presence follow binding changes.
+                    if let Some(o) = observer
+                        && response.status().is_some_and(|s| (200..300).contains(&s))
+                        && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                    {
+                        o.bindings_changed(&aor);
+                    }
                     // A user came online: queued messages go out once the 200 is on its way.
                     if let Some(d) = delivery
                         && response.status().is_some_and(|s| (200..300).contains(&s))

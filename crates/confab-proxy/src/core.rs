@@ -528,7 +528,10 @@ impl Proxy {
             .and_then(Result::ok)
             .is_some_and(|t| t.tag().is_some());
         if !has_tag && reply.status > 100 {
-            let tag = format!("{:016x}", self.next_random());
+            let tag = match &reply.to_tag {
+                Some(t) => t.clone(),
+                None => format!("{:016x}", self.next_random()),
+            };
             b = b.to_tag(&tag);
         }
         for (n, v) in &reply.headers {

@@ -22,6 +22,7 @@ pub mod http;
 pub mod init;
 pub mod listen;
 pub mod logging;
+pub mod presence;
 pub mod serve;
 pub mod store;
 pub mod tls;

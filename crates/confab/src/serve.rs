@@ -302,6 +302,7 @@ async fn start_sip(
     let key_path = config.store.path.with_file_name("gruu.key");
     let gruu_key = confab_frontend::load_or_create_key(&key_path)
         .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
+    let presence = crate::presence::load(config, stores).await?;
     let sip = confab_frontend::SipServer::start_with(
         settings,
         config.transport.clone(),
@@ -313,9 +314,11 @@ async fn start_sip(
         config.registrar.clone(),
         gruu_key,
         |b| {
-            b.handler_before("dialog", Arc::new(policies.client_version_handler()))
+            let b = b
+                .handler_before("dialog", Arc::new(policies.client_version_handler()))
                 .handler_before("router", Arc::new(policies.im_filter_handler()))
-                .offline_messages(stores.messages.clone(), config.im.clone())
+                .offline_messages(stores.messages.clone(), config.im.clone());
+            crate::presence::wire(&presence, b)
         },
     )
     .await

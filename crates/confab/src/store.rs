@@ -24,6 +24,10 @@ pub struct Stores {
     pub policy: Arc<dyn confab_core::policy::PolicyStore>,
     /// The offline message queue.
     pub messages: Arc<dyn confab_core::message_queue::MessageQueueStore>,
+    /// Presence subscriptions (RFC 6665 notifier state).
+    pub subscriptions: Arc<dyn confab_core::SubscriptionStore>,
+    /// Presence publications (RFC 3903).
+    pub publications: Arc<dyn confab_core::PublicationStore>,
     sqlite: SqliteStore,
 }
 
@@ -43,6 +47,8 @@ impl Stores {
             registrations: Arc::new(sqlite.clone()),
             policy: Arc::new(sqlite.clone()),
             messages: Arc::new(sqlite.clone()),
+            subscriptions: Arc::new(sqlite.clone()),
+            publications: Arc::new(sqlite.clone()),
             sqlite,
         }
     }
