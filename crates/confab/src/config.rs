@@ -926,6 +926,10 @@ const AUTH_COMMENTS: &[(&str, &str)] = &[
         "(source IP, account) pairs tracked for the failure limit.",
     ),
     (
+        "allow_foreign_unauthenticated",
+        "Let untrusted senders with a From of another domain reach local users without digest (off: challenged, so nothing reveals which accounts exist).",
+    ),
+    (
         "nonce_secret",
         "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = a random key kept in nonce.key beside the database.",
     ),
