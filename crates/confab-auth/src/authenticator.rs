@@ -191,12 +191,19 @@ impl Authenticator {
             }
         } else if from_ours {
             from_host.unwrap_or_default().to_ascii_lowercase()
-        } else if self.allow_foreign {
+        } else if self.allow_foreign
+            || !matches!(
+                ctx.addressed,
+                Addressed::LocalUser(_) | Addressed::LocalInvalid
+            )
+        {
+            // The server itself (OPTIONS pings) and other domains ("Relaying denied") tell
+            // nothing about our users.
             return Need::NotRequired;
         } else {
             // A From of another domain proves nothing: without a federation peer (trusted)
-            // in between, the sender must be one of our users, and answering it differently
-            // (404 against 480) would tell which accounts exist.
+            // in between, a sender reaching our users must be one of them, and answering it
+            // differently (404 against 480) would tell which accounts exist.
             self.default_realm().to_owned()
         };
         let kind = if is_register || ctx.addressed == Addressed::Server {

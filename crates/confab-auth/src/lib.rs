@@ -22,9 +22,11 @@
 //! * for requests other than REGISTER, From must name the authenticated account (403).
 //!   For REGISTER the registrar checks To against the identity this step establishes.
 //!
-//! **Which requests need digest:** every request of an untrusted sender, whatever its From
+//! **Which requests need digest:** every REGISTER and every request of an untrusted sender
+//! whose From is in our domains or that is addressed to a local user, whatever its From
 //! says: a From of another domain is challenged in the default realm like an unknown user,
-//! so no answer (404 against 480) tells which accounts exist. Federation partners come in
+//! so no answer (404 against 480) tells which accounts exist. Requests from other domains
+//! to the server itself (OPTIONS pings) or elsewhere ("Relaying denied") pass. Federation partners come in
 //! as trusted peers. `allow_foreign_unauthenticated = true` lets untrusted senders of other
 //! domains through unauthenticated; routing then accepts them only for local targets
 //! ("Relaying denied" otherwise).
