@@ -723,6 +723,8 @@ path = {store_path}
 synchronous = {synchronous}
 # How long a write waits for a lock held by another process (e.g. `confab user add`), in milliseconds.
 busy_timeout_ms = {busy}
+# Users kept in memory for digest lookups (cleared on every user write, restore, and other processes' commits within 2 s).
+user_cache_entries = {user_cache}
 # Read connections in the pool.
 read_connections = {read_conns}
 # Most writes committed together in one transaction (group commit).
@@ -809,6 +811,7 @@ ttl_s = {turn_ttl}
             Synchronous::Normal => "normal",
         }),
         busy = d.store.busy_timeout_ms,
+        user_cache = d.store.user_cache_entries,
         read_conns = d.store.read_connections,
         max_batch = d.store.max_batch,
         queue_depth = d.store.queue_depth,

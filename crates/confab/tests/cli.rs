@@ -134,7 +134,7 @@ fn config_errors_name_file_line_and_key() {
     check_config_error(
         "[http.admin]\n",
         "[http.admin]\nlisen = \"x\"\n",
-        &[":102: http.admin.lisen: unknown field `lisen`"],
+        &[":104: http.admin.lisen: unknown field `lisen`"],
     );
     check_config_error(
         "listen = \"127.0.0.1:0\"",
@@ -149,7 +149,7 @@ fn config_errors_name_file_line_and_key() {
     check_config_error(
         "level = \"info\"",
         "level = \"chatty\"",
-        &[":119: log.level: `chatty` is neither a level"],
+        &[":121: log.level: `chatty` is neither a level"],
     );
     check_config_error(
         "[store]\n",
