@@ -94,6 +94,8 @@ pub struct Authenticator {
     node_id: u32,
     dummy: Ha1Set,
     window: Mutex<NonceCountWindow>,
+    /// The earliest expiry this run mints (one second past the window's floor).
+    min_expiry: u64,
     failures: Mutex<FailureLimiter>,
 }
 
@@ -138,11 +140,16 @@ impl Authenticator {
             secret,
             node_id: node_id_of(node),
             dummy: Ha1Set::compute("unknown", "invalid", &dummy_pw),
-            // Nonces of a previous run expire before `now_s + ttl`; ours at or after it.
+            // Nonces of a previous run (same key, no nonce-count record here) expire at or
+            // before `now_s + ttl`: the floor makes them `Unknown` (stale=true), so a
+            // captured request cannot be replayed after a restart. Ours expire after it
+            // (see `min_expiry`). The binary starts on a fresh second, so a previous run
+            // started in an earlier second than `now_s`.
             window: Mutex::new(NonceCountWindow::new(
                 config.replay_window,
-                (now_s + nonce_ttl_s).saturating_sub(1),
+                now_s + nonce_ttl_s,
             )),
+            min_expiry: now_s + nonce_ttl_s + 1,
             failures: Mutex::new(FailureLimiter::new(
                 config.max_failures_per_minute,
                 config.lockout_s,
@@ -208,9 +215,11 @@ impl Authenticator {
         now_s: u64,
         random: [u8; 8],
     ) -> Reply {
-        let nonce = self
-            .secret
-            .mint(now_s + self.nonce_ttl_s, self.node_id, random);
+        let nonce = self.secret.mint(
+            (now_s + self.nonce_ttl_s).max(self.min_expiry),
+            self.node_id,
+            random,
+        );
         let mut reply = Reply::new(kind.status());
         for &alg in &self.algorithms {
             let mut c = confab_digest::Challenge::new(realm, nonce.as_str(), alg);
@@ -363,6 +372,12 @@ fn find_credentials<'m>(
     for name in [HeaderName::Authorization, HeaderName::ProxyAuthorization] {
         for f in req.get_all(name) {
             let Some(v) = f.value_str() else { continue };
+            // Credentials of another scheme (Basic, Bearer, or one nobody knows, RFC 4475
+            // §3.3.7) are not ours to judge: as if absent, so the sender gets a challenge.
+            let scheme = v.trim_start().split([' ', '\t']).next().unwrap_or("");
+            if !scheme.eq_ignore_ascii_case("Digest") {
+                continue;
+            }
             match Credentials::parse(v) {
                 Ok(c) if c.realm.eq_ignore_ascii_case(realm) => return Some(Ok(c)),
                 Ok(_) => {}

@@ -43,8 +43,9 @@ pub struct AuthConfig {
     /// How many (source, account) pairs the failure table tracks at most.
     pub max_tracked_pairs: usize,
     /// The nonce key shared by the front ends of a pool, as hex (at least 32 hex digits).
-    /// Empty: a random key per process start (nonces of the previous run then get a fresh
-    /// challenge, which clients answer without asking the user).
+    /// Empty: the caller's random key (`confab serve` passes the one kept in `nonce.key`
+    /// beside the database, so nonces of a previous run verify and are answered stale=true,
+    /// which clients handle without asking their user).
     pub nonce_secret: String,
 }
 

@@ -656,6 +656,27 @@ fn store_outage_malformed_credentials_and_uri_mismatch() {
     assert_eq!(r.status, 400);
     assert!(r.reason.unwrap().starts_with("Malformed credentials"));
 
+    // An unknown scheme (RFC 4475 §3.3.7 regaut01, found by sending it to `confab serve`,
+    // which answered 400): ignored, the sender is challenged.
+    for other in [
+        "NoOneKnowsThisScheme opaque-data=here",
+        "Bearer abc.def.ghi",
+        "Basic YWxpY2U6c2VjcmV0",
+    ] {
+        let mut c = ctx(
+            register(&[format!("Authorization: {other}")]),
+            "192.0.2.10",
+            Addressed::Server,
+            T0_MS,
+        );
+        let r = reply(run(&f, &mut c));
+        assert_eq!(r.status, 401, "{other}");
+        assert!(
+            header_names(&r).iter().all(|h| *h == "WWW-Authenticate"),
+            "{other}"
+        );
+    }
+
     *f.users.down.lock().unwrap() = true;
     let auth = answer(&ch, 0, "alice", "secret-a", "REGISTER", REG_URI, 1);
     let mut c = ctx(

@@ -216,6 +216,12 @@ pub struct RequestContext {
     /// Wall-clock time the request was taken in, milliseconds since the Unix epoch (the
     /// handlers' clock; they never read one).
     pub now_ms: u64,
+    /// Header fields a handler wants on the final response to this request, whoever
+    /// produces it: a reply of the chain, the registrar's response, or the final response
+    /// the proxy forwards upstream. Appended after the response's own fields, in order
+    /// (the Client Version Filter's `Warning: 399` upgrade notice). Never on provisional
+    /// responses.
+    pub response_headers: Vec<(String, String)>,
 }
 
 impl RequestContext {
@@ -237,12 +243,19 @@ impl RequestContext {
             identity: None,
             asserted_identity: None,
             now_ms,
+            response_headers: Vec::new(),
         }
     }
 
     /// The request method.
     pub fn method(&self) -> Option<&confab_sip::Method> {
         self.request.method()
+    }
+
+    /// Asks for a header field on the final response (see
+    /// [`RequestContext::response_headers`]).
+    pub fn add_response_header(&mut self, name: impl Into<String>, value: impl Into<String>) {
+        self.response_headers.push((name.into(), value.into()));
     }
 }
 
@@ -258,6 +271,9 @@ pub struct Reply {
     pub headers: Vec<(String, String)>,
     /// An optional body with its content type.
     pub body: Option<(String, Vec<u8>)>,
+    /// The To tag to put in the response (a dialog-creating response of a role that is the
+    /// UAS, like the notifier's 200 to SUBSCRIBE); `None` lets the proxy choose one.
+    pub to_tag: Option<String>,
 }
 
 impl Reply {
@@ -268,6 +284,7 @@ impl Reply {
             reason: None,
             headers: Vec::new(),
             body: None,
+            to_tag: None,
         }
     }
 
@@ -277,6 +294,13 @@ impl Reply {
             reason: Some(reason.into()),
             ..Reply::new(status)
         }
+    }
+
+    /// Sets the To tag of the response.
+    #[must_use]
+    pub fn with_to_tag(mut self, tag: impl Into<String>) -> Reply {
+        self.to_tag = Some(tag.into());
+        self
     }
 
     /// Adds a header field.

@@ -12,6 +12,8 @@ pub enum Entity {
     PhoneNumber,
     /// An API token, keyed by name.
     Token,
+    /// A presence publication, keyed by entity-tag.
+    Publication,
 }
 
 impl fmt::Display for Entity {
@@ -20,6 +22,7 @@ impl fmt::Display for Entity {
             Entity::User => "user",
             Entity::PhoneNumber => "phone number",
             Entity::Token => "API token",
+            Entity::Publication => "publication",
         })
     }
 }

@@ -26,6 +26,8 @@
 mod address;
 pub mod chain;
 mod error;
+pub mod events;
+pub mod message_queue;
 mod phone;
 pub mod policy;
 mod registration;
@@ -36,6 +38,10 @@ mod user;
 
 pub use address::{Address, AddressError};
 pub use error::{Entity, StoreError};
+pub use events::{
+    PublicationStore, RegistrationObserver, RequestSender, SendOutcome, StoredPublication,
+    StoredSubscription, SubscriptionStore,
+};
 pub use phone::{PhoneError, PhoneNumber};
 pub use registration::{
     Binding, BindingPlan, BindingsUpdate, FlowInfo, QValue, QValueError, Refusal,

@@ -41,6 +41,9 @@ pub struct TestResult<'f, 'u> {
     pub action: &'f ClientAction,
     /// For a rule: the product of the User-Agent it matched.
     pub product: Option<MatchedProduct<'u>>,
+    /// What the server answers such a client (on a filtered method outside a dialog): the
+    /// exact 403 response, or the Warning value of an upgrade notice.
+    pub decision: ClientDecision<'f>,
 }
 
 /// What the filter does with a request.
@@ -283,10 +286,12 @@ impl ClientVersionFilter {
     /// `confab client-filter test "User-Agent"`.
     pub fn test<'f, 'u>(&'f self, user_agent: Option<&'u str>) -> TestResult<'f, 'u> {
         let (matched, product) = self.find(user_agent);
+        let compiled = self.compiled(matched);
         TestResult {
             matched,
-            action: &self.compiled(matched).action,
+            action: &compiled.action,
             product,
+            decision: compiled.decision(),
         }
     }
 

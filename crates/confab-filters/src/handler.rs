@@ -15,13 +15,10 @@ use crate::snapshot::Snapshot;
 /// Place it first in the chain (before `dialog` and `auth`): a refused client learns so
 /// before it is challenged for credentials, and a blocked client costs one rule scan.
 ///
-/// `allow_with_notice`: the request continues through the chain unchanged. **The notice is
-/// not yet delivered to the client**: the chain's [`RequestContext`] has no way to add a
-/// header to the final response the proxy or the registrar sends back, so the step logs the
-/// notice (debug level) and nothing else. Delivery needs a `response_headers` list on the
-/// context that the proxy copies onto the final response it sends upstream (its own, the
-/// registrar's 200, or a forwarded 2xx); the Warning value is ready
-/// ([`ClientDecision::PassWithNotice`]).
+/// `allow_with_notice`: the request continues through the chain, and the step asks for
+/// `Warning: 399 <agent> "<message>: <url>"` on the final response
+/// ([`RequestContext::response_headers`]): the proxy adds it to its own reply, to the
+/// registrar's response and to the final response it forwards upstream.
 #[derive(Debug, Clone)]
 pub struct ClientVersionHandler {
     filter: Arc<Snapshot<ClientVersionFilter>>,
@@ -33,8 +30,9 @@ impl ClientVersionHandler {
         ClientVersionHandler { filter }
     }
 
-    /// The decision for a context, as an outcome (synchronous: no I/O).
-    pub fn decide(&self, ctx: &RequestContext) -> Outcome {
+    /// The decision for a context, as an outcome (synchronous: no I/O); an upgrade notice
+    /// is added to the context's response headers.
+    pub fn decide(&self, ctx: &mut RequestContext) -> Outcome {
         let filter = self.filter.load();
         match filter.check(&ctx.request) {
             ClientDecision::Pass => Outcome::Continue,
@@ -47,10 +45,8 @@ impl ClientVersionHandler {
                 Outcome::Respond(reply.clone())
             }
             ClientDecision::PassWithNotice(warning) => {
-                tracing::debug!(
-                    warning,
-                    "client version filter: upgrade notice (not delivered yet)"
-                );
+                tracing::debug!(warning, "client version filter: upgrade notice");
+                ctx.add_response_header("Warning", warning);
                 Outcome::Continue
             }
         }

@@ -25,9 +25,7 @@
 //!
 //! **What it does not do:** I/O of its own (the store is a port trait; the only async wait
 //! is `FilterPolicies::watch`'s timer), storing messages, MESSAGE forking (the proxy and the
-//! IM role), archiving. Not yet: delivering the `allow_with_notice` Warning to the client
-//! (the chain cannot add a header to the final response yet; see [`ClientVersionHandler`]);
-//! links in quoted-printable, UTF-16 or compressed text (such content is refused while a
+//! IM role), archiving. Not yet: links in quoted-printable, UTF-16 or compressed text (such content is refused while a
 //! rule applies: the filter fails closed); HTTP file transfer (RCS `rcs-ft-http+xml`).
 //!
 //! # Where the steps go in the chain

@@ -18,9 +18,14 @@
 //! * **drain** ([`FrontendHandle::drain`], on SIGTERM): new requests get 503 with
 //!   `Retry-After`, transactions in progress finish, then the workers stop.
 //!
+//! * **offline messages** ([`FrontendBuilder::offline_messages`], `confab-im`): the
+//!   `im-offline` chain step, delivery of a user's queue after each successful REGISTER
+//!   (the MESSAGEs go out as client transactions of a worker's proxy core,
+//!   `Proxy::originate`), and the expiry sweep.
+//!
 //! **What it does not do:** bind sockets (the caller passes a bound transport), parse the
-//! configuration file (the binary does), DNS, presence, IM storage, filters (later roles
-//! slot into the chain with [`FrontendBuilder::handler_before`]).
+//! configuration file (the binary does), DNS, presence, filters (later roles slot into the
+//! chain with [`FrontendBuilder::handler_before`]).
 //!
 //! **Threads:** `workers` tasks (default: one per core) on the caller's multi-threaded tokio
 //! runtime. One transaction layer per worker rather than one behind a lock: the layer is
@@ -28,9 +33,11 @@
 
 mod config;
 mod convert;
+mod originate;
 mod registrar;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod txlog;
 mod worker;
 
 use std::hash::{Hash, Hasher};
@@ -40,7 +47,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use confab_auth::{AuthConfig, AuthConfigError, AuthHandler, Authenticator};
 use confab_core::chain::{Chain, Hop, RequestHandler};
+use confab_core::message_queue::MessageQueueStore;
 use confab_core::{FlowInfo, RegistrationStore, UserStore};
+use confab_im::ImConfig;
 use confab_proxy::{
     DialogRouter, FlowResolver, Listener, LocalNode, Proxy, ProxyConfig, ProxyError, Router,
 };
@@ -51,6 +60,7 @@ use tokio::task::JoinHandle;
 
 pub use crate::config::{FrontendConfig, FrontendConfigError};
 pub use crate::convert::{flow_id, flow_info, kind_of, source_of, token_of, transport_of};
+pub use crate::txlog::{set_transaction_log, transaction_log};
 
 /// The whole SIP side of a front end node: the bound transport and the running Front End.
 /// What the binary's `serve` starts.
@@ -90,20 +100,39 @@ impl SipServer {
         registrar: confab_registrar::RegistrarConfig,
         gruu_key: [u8; 32],
     ) -> Result<SipServer, StartError> {
+        SipServer::start_with(settings, transport, tls, stores, registrar, gruu_key, |b| b).await
+    }
+
+    /// [`SipServer::start`] with later roles added to the builder by `extend` (chain steps
+    /// with [`FrontendBuilder::handler_before`], offline messaging with
+    /// [`FrontendBuilder::offline_messages`]).
+    ///
+    /// # Errors
+    /// [`StartError`] naming what could not start.
+    pub async fn start_with(
+        settings: FrontendSettings,
+        transport: confab_transport::TransportConfig,
+        tls: Option<confab_transport::TlsConfig>,
+        stores: Stores,
+        registrar: confab_registrar::RegistrarConfig,
+        gruu_key: [u8; 32],
+        extend: impl FnOnce(FrontendBuilder) -> FrontendBuilder,
+    ) -> Result<SipServer, StartError> {
         let registrar = Registrar::new(registrar, stores.registrations.clone(), gruu_key)?;
         let (handle, events) = confab_transport::Transport::bind(transport, tls).await?;
         for l in handle.listeners() {
             let key = format!("transport.listen[{}]", l.id);
             tracing::info!(listener = %key, addr = %l.local, sent_by = %l.sent_by(), "listening");
         }
-        let frontend =
-            match FrontendBuilder::new(settings, stores, registrar).start(handle.clone(), events) {
-                Ok(f) => f,
-                Err(e) => {
-                    handle.shutdown();
-                    return Err(e.into());
-                }
-            };
+        let frontend = match extend(FrontendBuilder::new(settings, stores, registrar))
+            .start(handle.clone(), events)
+        {
+            Ok(f) => f,
+            Err(e) => {
+                handle.shutdown();
+                return Err(e.into());
+            }
+        };
         Ok(SipServer {
             frontend,
             transport: handle,
@@ -218,6 +247,9 @@ pub enum FrontendError {
     /// `[frontend]` is invalid.
     #[error(transparent)]
     Config(#[from] FrontendConfigError),
+    /// `[im]` is invalid.
+    #[error(transparent)]
+    Im(#[from] confab_im::ImConfigError),
 }
 
 /// Shared by the dispatcher and the workers.
@@ -232,6 +264,10 @@ pub(crate) struct Shared {
     pub(crate) stopped: AtomicBool,
     /// Requests without a final response (in the chain or being proxied), per worker.
     pub(crate) live: Vec<AtomicUsize>,
+    /// Told when bindings change (registration event package, presence).
+    pub(crate) observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
+    /// Offline store-and-forward, when enabled.
+    pub(crate) delivery: Option<Arc<confab_im::Delivery>>,
 }
 
 /// How the routing steps reach flows on this node and tell trusted next hops.
@@ -271,6 +307,13 @@ pub struct FrontendBuilder {
     stores: Stores,
     registrar: Registrar,
     extra: Vec<(String, Arc<dyn RequestHandler>)>,
+    observer: Option<Arc<dyn confab_core::RegistrationObserver>>,
+    originate: (
+        mpsc::Sender<originate::Originate>,
+        mpsc::Receiver<originate::Originate>,
+    ),
+    transport_cell: Arc<std::sync::OnceLock<TransportHandle>>,
+    offline: Option<(Arc<dyn MessageQueueStore>, ImConfig)>,
 }
 
 impl std::fmt::Debug for FrontendBuilder {
@@ -293,7 +336,40 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra: Vec::new(),
+            observer: None,
+            originate: mpsc::channel(4096),
+            transport_cell: Arc::new(std::sync::OnceLock::new()),
+            offline: None,
         }
+    }
+
+    /// The sender through which roles originate requests (the notifier's NOTIFYs) as
+    /// client transactions of this Front End. Requests wait until [`Self::start`].
+    pub fn request_sender(&self) -> Arc<dyn confab_core::RequestSender> {
+        Arc::new(originate::FrontendSender {
+            tx: self.originate.0.clone(),
+            node: self.settings.node_id.clone(),
+            transport: self.transport_cell.clone(),
+        })
+    }
+
+    /// Who to tell when bindings change (a REGISTER committed, a flow failed, bindings
+    /// expired).
+    #[must_use]
+    pub fn registration_observer(
+        mut self,
+        observer: Arc<dyn confab_core::RegistrationObserver>,
+    ) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Offline store-and-forward of MESSAGEs (`confab-im`): the `im-offline` step before
+    /// `router`, delivery after each successful REGISTER, and the expiry sweep.
+    #[must_use]
+    pub fn offline_messages(mut self, queue: Arc<dyn MessageQueueStore>, config: ImConfig) -> Self {
+        self.offline = Some((queue, config));
+        self
     }
 
     /// Inserts a later role's step before the step named `before` (`auth`, `router`...).
@@ -318,8 +394,24 @@ impl FrontendBuilder {
             stores,
             registrar,
             extra,
+            observer,
+            originate,
+            transport_cell,
+            offline,
         } = self;
         settings.frontend.validate()?;
+        if let Some((_, c)) = &offline {
+            c.validate()?;
+        }
+        let n = settings.frontend.worker_count();
+        let mut inboxes = Vec::with_capacity(n);
+        let mut receivers = Vec::with_capacity(n);
+        for _ in 0..n {
+            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
+            inboxes.push(tx);
+            receivers.push(rx);
+        }
+        let _ = transport_cell.set(transport.clone());
         let now_s = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -336,16 +428,40 @@ impl FrontendBuilder {
             transport: transport.clone(),
             auth: auth.clone(),
         });
+        let router = Router::new(
+            stores.registrations.clone(),
+            stores.users.clone(),
+            flows.clone(),
+        )
+        .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone())));
         let mut chain = Chain::new()
             .then(Arc::new(DialogRouter::new(flows.clone())))
             .then(Arc::new(AuthHandler::new(auth, stores.users.clone())))
-            .then(Arc::new(
-                Router::new(stores.registrations.clone(), stores.users.clone(), flows)
-                    .with_gruu(Arc::new(crate::registrar::RegistrarGruu(registrar.clone()))),
-            ));
+            .then(Arc::new(router.clone()));
         for (before, h) in extra {
             chain.insert_before(&before, h);
         }
+        let delivery = offline.map(|(queue, config)| {
+            let rules = confab_im::Offline::new(config, &settings.domains);
+            chain.insert_before(
+                "router",
+                Arc::new(confab_im::OfflineHandler::new(
+                    rules.clone(),
+                    queue.clone(),
+                    stores.registrations.clone(),
+                    stores.users.clone(),
+                )),
+            );
+            Arc::new(confab_im::Delivery::new(
+                rules,
+                queue,
+                stores.registrations.clone(),
+                Arc::new(crate::originate::WorkerOriginator::new(
+                    router,
+                    inboxes.clone(),
+                )),
+            ))
+        });
         tracing::info!(chain = ?chain.names(), "request chain");
         let listeners: Vec<Listener> = transport
             .listeners()
@@ -357,7 +473,6 @@ impl FrontendBuilder {
             })
             .collect();
         let local = LocalNode::new(&settings.domains, listeners);
-        let n = settings.frontend.worker_count();
         let flow_key: [u8; 32] = rand::random();
         let mut proxies = Vec::with_capacity(n);
         for _ in 0..n {
@@ -379,21 +494,29 @@ impl FrontendBuilder {
             draining: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             live: (0..n).map(|_| AtomicUsize::new(0)).collect(),
+            observer,
+            delivery: delivery.clone(),
         });
-        let mut inboxes = Vec::with_capacity(n);
-        let mut tasks = Vec::with_capacity(n + 1);
-        for (index, proxy) in proxies.into_iter().enumerate() {
-            let (tx, rx) = mpsc::channel(settings.frontend.inbox);
-            inboxes.push(tx);
+        let mut tasks = Vec::with_capacity(n + 2);
+        for ((index, proxy), rx) in proxies.into_iter().enumerate().zip(receivers) {
             let w = worker::Worker {
                 index,
                 proxy,
                 shared: shared.clone(),
                 inbox: rx,
+                originated: std::collections::HashMap::new(),
+                next_key: 0,
                 delay: worker::QueueDelay::default(),
             };
             tasks.push(tokio::spawn(w.run()));
         }
+        if let Some(d) = delivery {
+            tasks.push(tokio::spawn(d.run()));
+        }
+        tasks.push(tokio::spawn(originate::dispatch(
+            originate.1,
+            inboxes.clone(),
+        )));
         let dispatcher = tokio::spawn(dispatch(shared.clone(), events, inboxes));
         tasks.push(tokio::spawn(sweep(shared.clone())));
         Ok(FrontendHandle {
@@ -432,6 +555,7 @@ async fn dispatch(
                             .increment(1);
                         worker::reject_overloaded(&shared, &inb).await;
                     }
+                    Err(mpsc::error::TrySendError::Full(_)) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }
@@ -439,10 +563,12 @@ async fn dispatch(
                 // RFC 5626 §5.3: the flow failed; its (outbound) bindings go.
                 let registrar = shared.registrar.clone();
                 let node = shared.node_id.clone();
+                let shared = shared.clone();
                 tokio::spawn(async move {
                     match registrar.handle_flow_failure(&node, &flow.encode()).await {
                         Ok(removed) if !removed.is_empty() => {
                             tracing::info!(%flow, removed = removed.len(), "flow closed; outbound bindings removed");
+                            notify_observer(shared.observer.as_ref(), &removed);
                         }
                         Ok(_) => {}
                         Err(e) => {
@@ -459,6 +585,22 @@ async fn dispatch(
     }
 }
 
+/// Tells the registration observer which AORs lost bindings.
+fn notify_observer(
+    observer: Option<&Arc<dyn confab_core::RegistrationObserver>>,
+    removed: &[confab_core::Binding],
+) {
+    let Some(obs) = observer else {
+        return;
+    };
+    let mut aors: Vec<&confab_core::Address> = removed.iter().map(|b| &b.aor).collect();
+    aors.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    aors.dedup();
+    for a in aors {
+        obs.bindings_changed(a);
+    }
+}
+
 /// Removes expired bindings every few seconds (lookups never return them meanwhile).
 async fn sweep(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(5));
@@ -472,6 +614,7 @@ async fn sweep(shared: Arc<Shared>) {
         match shared.registrar.sweep_expired(now, 10_000).await {
             Ok(gone) if !gone.is_empty() => {
                 tracing::debug!(removed = gone.len(), "expired bindings removed");
+                notify_observer(shared.observer.as_ref(), &gone);
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "expired-binding sweep failed"),

@@ -35,7 +35,16 @@ pub(crate) async fn register(
             random: rand::random(),
         })
         .await;
-    out.response
+    let mut response = out.response;
+    // The chain's response headers (an upgrade notice) go on the registrar's final answer.
+    if response.status().is_some_and(|s| s >= 200) {
+        for (n, v) in &ctx.response_headers {
+            if response.push_header(n.as_str(), v).is_err() {
+                tracing::debug!(name = %n, "response header refused");
+            }
+        }
+    }
+    response
 }
 
 /// The router's GRUU resolution, over the registrar (which owns the GRUU format and key).
@@ -52,5 +61,14 @@ impl GruuResolver for RegistrarGruu {
             #[allow(unreachable_patterns)]
             _ => Gruu::NotGruu,
         })
+    }
+}
+
+/// The address-of-record of a REGISTER (its To URI, `sip:user@domain`).
+pub(crate) fn aor_of(request: &Message) -> Option<confab_core::Address> {
+    let to = request.to()?.ok()?;
+    match to.uri {
+        confab_sip::Uri::Sip(u) => confab_core::Address::new(u.user?, &u.host.to_string()).ok(),
+        _ => None,
     }
 }

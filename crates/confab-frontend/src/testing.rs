@@ -34,6 +34,7 @@ pub struct TestServerBuilder {
     settings: Option<FrontendSettings>,
     registrar: RegistrarConfig,
     extra: Vec<(String, Arc<dyn RequestHandler>)>,
+    offline: Option<confab_im::ImConfig>,
 }
 
 impl std::fmt::Debug for TestServerBuilder {
@@ -99,6 +100,14 @@ impl TestServerBuilder {
     #[must_use]
     pub fn settings(mut self, settings: FrontendSettings) -> Self {
         self.settings = Some(settings);
+        self
+    }
+
+    /// Offline store-and-forward of MESSAGEs with these `[im]` settings (see
+    /// [`FrontendBuilder::offline_messages`]), over the test store.
+    #[must_use]
+    pub fn offline_messages(mut self, config: confab_im::ImConfig) -> Self {
+        self.offline = Some(config);
         self
     }
 
@@ -175,6 +184,9 @@ impl TestServerBuilder {
         for (before, h) in self.extra {
             builder = builder.handler_before(&before, h);
         }
+        if let Some(c) = self.offline {
+            builder = builder.offline_messages(store.clone(), c);
+        }
         let frontend = builder
             .start(transport.clone(), events)
             .expect("front end starts");
@@ -213,6 +225,7 @@ impl TestServer {
             settings: None,
             registrar: RegistrarConfig::default(),
             extra: Vec::new(),
+            offline: None,
         }
     }
 

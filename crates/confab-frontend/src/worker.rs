@@ -24,6 +24,12 @@ use crate::convert::{flow_info, source_of, target_of, token_of};
 pub(crate) enum WorkerMsg {
     /// A message from the network.
     Inbound(Inbound),
+    /// A request this node sends (offline delivery); the final status goes to `reply`.
+    Originate {
+        request: confab_sip::Message,
+        target: confab_core::chain::Target,
+        reply: tokio::sync::oneshot::Sender<u16>,
+    },
 }
 
 /// A chain or registrar run that finished; `started` is when the request entered the chain.
@@ -79,6 +85,9 @@ pub(crate) struct Worker {
     pub(crate) proxy: Proxy,
     pub(crate) shared: Arc<Shared>,
     pub(crate) inbox: mpsc::Receiver<WorkerMsg>,
+    /// Requests sent with `Proxy::originate`, by key, waiting for their final status.
+    pub(crate) originated: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u16>>,
+    pub(crate) next_key: u64,
     pub(crate) delay: QueueDelay,
 }
 
@@ -113,6 +122,13 @@ impl Worker {
                 }
                 msg = self.inbox.recv(), if open => match msg {
                     Some(WorkerMsg::Inbound(inb)) => self.on_inbound(inb, &mut pending),
+                    Some(WorkerMsg::Originate { request, target, reply }) => {
+                        let key = self.next_key;
+                        self.next_key += 1;
+                        self.originated.insert(key, reply);
+                        let now = self.now();
+                        self.proxy.originate(now, request, &target, key);
+                    }
                     None => open = false,
                 },
                 () = sleep_until(deadline) => {
@@ -120,6 +136,7 @@ impl Worker {
                     self.proxy.handle_timeout(now);
                 }
             }
+            self.poll_events(&mut pending);
             self.flush(&err_tx).await;
             // What a drain waits for: requests without a final response yet (in the chain or
             // being proxied), not transactions that only linger to absorb retransmissions.
@@ -144,9 +161,20 @@ impl Worker {
         {
             tracing::debug!(error = %e, from = %inb.source, "unmatchable message dropped");
         }
+        self.poll_events(pending);
+    }
+
+    fn poll_events(&mut self, pending: &mut FuturesUnordered<DoneFuture>) {
+        let now = self.now();
         while let Some(ev) = self.proxy.poll_event() {
             match ev {
+                ProxyEvent::Originated { key, status } => {
+                    if let Some(reply) = self.originated.remove(&key) {
+                        let _ = reply.send(status);
+                    }
+                }
                 ProxyEvent::Request { tx, ctx } => {
+                    crate::txlog::request(&ctx);
                     if self.shared.draining.load(Ordering::Relaxed) {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "draining")
                             .increment(1);
@@ -200,10 +228,36 @@ impl Worker {
                 outcome: Outcome::Register,
                 started,
             } => {
+                crate::txlog::outcome(&ctx, &Outcome::Register);
                 let registrar = self.shared.registrar.clone();
                 let flow = flow_info(&ctx.source, &self.shared.node_id);
+                let delivery = self.shared.delivery.clone();
+                let observer = self.shared.observer.clone();
                 pending.push(Box::pin(async move {
                     let response = crate::registrar::register(&registrar, &ctx, flow).await;
+                    // Registration event package and presence follow binding changes.
+                    if let Some(o) = observer
+                        && response.status().is_some_and(|s| (200..300).contains(&s))
+                        && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                    {
+                        o.bindings_changed(&aor);
+                    }
+                    // A user came online: queued messages go out once the 200 is on its way.
+                    if let Some(d) = delivery
+                        && response.status().is_some_and(|s| (200..300).contains(&s))
+                        && response.contains(confab_sip::HeaderName::Contact)
+                        && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                    {
+                        tokio::spawn(async move {
+                            match d.deliver_to(&aor).await {
+                                Ok(r) if r.delivered + r.refused + r.deferred > 0 => {
+                                    tracing::info!(%aor, delivered = r.delivered, refused = r.refused, deferred = r.deferred, "offline messages delivered");
+                                }
+                                Ok(_) => {}
+                                Err(e) => tracing::warn!(error = %e, %aor, "offline delivery failed"),
+                            }
+                        });
+                    }
                     Done::Register {
                         tx,
                         response,
@@ -217,6 +271,7 @@ impl Worker {
                 outcome,
                 started,
             } => {
+                crate::txlog::outcome(&ctx, &outcome);
                 self.delay.sample(started);
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
@@ -236,6 +291,7 @@ impl Worker {
     /// its own task and reports failure back.
     async fn flush(&mut self, err_tx: &mpsc::UnboundedSender<TxId>) {
         while let Some(t) = self.proxy.poll_transmit() {
+            crate::txlog::sent(&t.data, &t.flow);
             let is_response = t.data.starts_with(b"SIP/2.0 ");
             let transport = &self.shared.transport;
             match (&t.flow.flow, t.flow.transport.is_connection()) {

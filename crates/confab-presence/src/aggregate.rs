@@ -193,7 +193,9 @@ struct View<'a> {
 }
 
 /// The availability a document states (see the module doc for the encoding). A document
-/// with an open tuple or a person is online; the first person's activities say how.
+/// with an open tuple, or with a person and no tuple, is online; the first person's
+/// activities say how. Tuples that are all closed make it offline unless the person states
+/// an activity (an empty `<activities/>` states none).
 pub fn availability_of(doc: &Presence) -> Availability {
     let open = doc
         .tuples
@@ -201,6 +203,12 @@ pub fn availability_of(doc: &Presence) -> Availability {
         .any(|t| t.status.basic == Some(Basic::Open));
     let person = doc.persons.first();
     if !open && person.is_none() {
+        return Availability::Offline;
+    }
+    let states_activity = person
+        .and_then(|p| p.activities.as_ref())
+        .is_some_and(|a| !a.values.is_empty());
+    if !open && !doc.tuples.is_empty() && !states_activity {
         return Availability::Offline;
     }
     let Some(acts) = person.and_then(|p| p.activities.as_ref()) else {

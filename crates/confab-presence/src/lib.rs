@@ -13,12 +13,17 @@
 //! Every type that outlives a request is plain data with serde derives, ready for the
 //! `SubscriptionStore` / `PublicationStore` traits a later change adds to `confab-core`.
 //!
-//! What it does not do: SIP parsing or sending (the SIP wiring turns requests into the
-//! calls here and the results into responses and NOTIFYs), storage, timers, clocks or
-//! randomness (`now` and random bytes are arguments), XCAP, and the dialog (RFC 4235) and
-//! registration (RFC 3680) event bodies (not built yet).
+//! - [`server`]: the running role (tokio): the `presence` chain step answering SUBSCRIBE
+//!   and PUBLISH, the notifier pump sending NOTIFYs through the Front End, durable state
+//!   through the `SubscriptionStore` / `PublicationStore` ports, the registration event
+//!   package (RFC 3680) and watcher information (RFC 3857).
+//!
+//! The modules above `server` are pure: no clock, no randomness (`now` and random bytes
+//! are arguments). What this crate does not do: sockets, SQL (ports only), XCAP, and the
+//! dialog event package (RFC 4235, not built yet).
 
 pub mod access;
 pub mod aggregate;
 pub mod publication;
+pub mod server;
 pub mod subscription;

@@ -285,6 +285,20 @@ fn aggregation_rules() {
             publications: vec![closed("pc")],
             ..case("only a closed endpoint")
         },
+        // A closed tuple with a person that states no activity (baresip's "offline") is
+        // offline, not available.
+        Case {
+            publications: vec![{
+                let mut p = closed("pc");
+                p.document.persons.push(Person {
+                    id: "p".to_owned(),
+                    activities: Some(Activities::default()),
+                    ..Person::default()
+                });
+                p
+            }],
+            ..case("closed tuple, person without activity")
+        },
         // Rule 6: on the phone comes from the dialogs.
         Case {
             publications: vec![publication("pc", 5, &[], Some(false), None)],

@@ -37,6 +37,14 @@ pub enum ProxyEvent {
         /// The context for the chain.
         ctx: Box<RequestContext>,
     },
+    /// A request this node sent with [`Proxy::originate`] got its final response (or
+    /// failed: 408 on timeout, 503 on a transport error or when it could not be sent).
+    Originated {
+        /// The caller's key given to [`Proxy::originate`].
+        key: u64,
+        /// The final status.
+        status: u16,
+    },
 }
 
 /// Why [`Proxy::new`] failed.
@@ -62,7 +70,8 @@ pub struct ProxyStats {
     pub finals: u64,
     /// ACKs and stray 2xx forwarded statelessly.
     pub stateless: u64,
-    /// Requests refused by validation (483, 482, 420).
+    /// Requests refused by validation (400, 416, 483, 482, 420) or dropped by it (requests
+    /// no response can be built for).
     pub refused: u64,
 }
 
@@ -99,6 +108,9 @@ struct Fork {
     got_6xx: bool,
     cancelled: bool,
     server_gone: bool,
+    /// The chain's [`RequestContext::response_headers`], added to final responses sent
+    /// upstream.
+    response_headers: Vec<(String, String)>,
 }
 
 #[derive(Debug)]
@@ -135,7 +147,9 @@ enum Pending {
 ///
 /// # What it does (RFC 3261 §16)
 ///
-/// Validation (§16.3: Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
+/// Validation (§16.3: the message layer's checks of [`Message::check`] first — a request
+/// whose Via, From, To, Call-ID or CSeq cannot be read is dropped, other faults get their
+/// 400 or 416 before anything else, authentication included —, Max-Forwards 0 → 483 except OPTIONS to us, loop detection through the
 /// loop hash in our Via branches → 482, Proxy-Require → 420 with Unsupported; Require is not
 /// looked at), Route pre-processing (§16.4: strict-route fix-up, removal of our Route
 /// entries, flow tokens), forking (§16.6: parallel within a q-value group, groups in
@@ -152,6 +166,8 @@ pub struct Proxy {
     tl: TransactionLayer<Hop>,
     pending: HashMap<TxId, Pending>,
     by_client: HashMap<TxId, (TxId, u32)>,
+    /// Client transactions of requests this node originated, with the caller's key.
+    originated: HashMap<TxId, u64>,
     timer_c: BinaryHeap<Reverse<(Time, TxId)>>,
     events: VecDeque<ProxyEvent>,
     rng: u64,
@@ -227,6 +243,7 @@ impl Proxy {
             tl: TransactionLayer::new(timers)?,
             pending: HashMap::new(),
             by_client: HashMap::new(),
+            originated: HashMap::new(),
             timer_c: BinaryHeap::new(),
             events: VecDeque::new(),
             rng: seed | 1,
@@ -306,6 +323,16 @@ impl Proxy {
         msg: Message,
         source: Source,
     ) -> Result<(), InboundError> {
+        // §16.3 step 1 (reasonable syntax): a request no response can be built for never
+        // reaches the transaction layer (the answerable faults are refused in on_request).
+        if msg.is_request()
+            && let Err(r) = msg.check()
+            && r.disposition() == confab_sip::Disposition::Drop
+        {
+            tracing::debug!(fault = %r, "request dropped by validation");
+            self.stats.refused += 1;
+            return Ok(());
+        }
         let hop = source.hop.clone();
         self.current = Some((source, wall_ms));
         let r = self.tl.handle_message(now, msg, hop);
@@ -363,7 +390,10 @@ impl Proxy {
         };
         match outcome {
             Outcome::Continue => self.reply(now, tx, &ctx.request, &Reply::new(404)),
-            Outcome::Respond(r) => self.reply(now, tx, &ctx.request, &r),
+            Outcome::Respond(mut r) => {
+                r.headers.extend(ctx.response_headers.iter().cloned());
+                self.reply(now, tx, &ctx.request, &r);
+            }
             Outcome::Register => {
                 tracing::error!(
                     "REGISTER outcome reached the proxy core; the caller must run the registrar"
@@ -376,6 +406,77 @@ impl Proxy {
             Outcome::Forward(targets) => self.start_fork(now, tx, ctx, targets, loop_hash),
         }
         self.drain(now);
+    }
+
+    /// Sends a request this node originates (offline message delivery) to `target` in a
+    /// client transaction of its own: the target's Path entries become Route headers, our
+    /// Via is added, the next hop is the target's flow (or its URI/Route). The final
+    /// response, a timeout (408) or a failure to send (503) comes back as
+    /// [`ProxyEvent::Originated`] with `key`; the caller builds the rest of the request
+    /// (From with a tag, To, Call-ID, CSeq, Max-Forwards).
+    pub fn originate(&mut self, now: Time, mut request: Message, target: &Target, key: u64) {
+        let fail = |p: &mut Proxy, why: &str| {
+            tracing::debug!(why, "originated request not sent");
+            p.events
+                .push_back(ProxyEvent::Originated { key, status: 503 });
+        };
+        if request.request_uri_bytes() != Some(target.uri.as_bytes())
+            && request.set_request_uri(&target.uri).is_err()
+        {
+            return fail(self, "invalid target URI");
+        }
+        for r in target.route.iter().rev() {
+            if request.prepend_header(HeaderName::Route, r).is_err() {
+                return fail(self, "invalid Path");
+            }
+        }
+        let hop = match route::next_hop(&request, target) {
+            NextHop::Hop(h) => h,
+            NextHop::Resolve { .. } => return fail(self, "next hop needs DNS"),
+            NextHop::Invalid(why) => return fail(self, why),
+        };
+        let Some(out) = self.local.listener_for(&hop).cloned() else {
+            return fail(self, "no listener for the next hop");
+        };
+        if !target.trusted {
+            request.remove_header(HeaderName::PAssertedIdentity);
+        }
+        let unique = self.next_random();
+        let via = format!(
+            "SIP/2.0/{} {};branch={BRANCH_PREFIX}00000000.{unique:016x}",
+            hop.transport.via_name(),
+            LocalNode::sent_by(&out, None),
+        );
+        if request.prepend_via(&via).is_err() {
+            return fail(self, "cannot add Via");
+        }
+        match self.tl.send_request(now, request, hop) {
+            Ok(client) => {
+                self.originated.insert(client, key);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a client transaction");
+                fail(self, "transaction layer refused");
+            }
+        }
+        self.drain(now);
+    }
+
+    /// Requests sent with [`Proxy::originate`] still waiting for their final response.
+    pub fn originated_pending(&self) -> usize {
+        self.originated.len()
+    }
+
+    /// The final outcome of an originated request, once.
+    fn originated_done(&mut self, client: TxId, status: u16) -> bool {
+        match self.originated.remove(&client) {
+            Some(key) => {
+                self.events
+                    .push_back(ProxyEvent::Originated { key, status });
+                true
+            }
+            None => false,
+        }
     }
 
     // ---- request handling ---------------------------------------------------------------
@@ -427,7 +528,10 @@ impl Proxy {
             .and_then(Result::ok)
             .is_some_and(|t| t.tag().is_some());
         if !has_tag && reply.status > 100 {
-            let tag = format!("{:016x}", self.next_random());
+            let tag = match &reply.to_tag {
+                Some(t) => t.clone(),
+                None => format!("{:016x}", self.next_random()),
+            };
             b = b.to_tag(&tag);
         }
         for (n, v) in &reply.headers {
@@ -448,6 +552,12 @@ impl Proxy {
         let Some((source, wall_ms)) = self.current.clone() else {
             return;
         };
+        // §16.3 steps 1 and 2: syntax the message layer refuses (400: CSeq method mismatch,
+        // repeated single-valued headers, headers in the Request-URI, malformed Contact...)
+        // and Request-URI schemes we cannot route (416), before the chain can challenge.
+        if let Err(r) = request.check() {
+            return self.refuse(now, tx, &request, Reply::with_reason(r.status, r.reason));
+        }
         let addressed = self
             .local
             .classify(request.request_uri().and_then(Result::ok).as_ref());
@@ -687,6 +797,7 @@ impl Proxy {
             source,
             asserted_identity,
             in_dialog,
+            response_headers,
             ..
         } = ctx;
         // §16.6 step 3: Max-Forwards.
@@ -732,6 +843,7 @@ impl Proxy {
             got_6xx: false,
             cancelled: false,
             server_gone: false,
+            response_headers,
         };
         self.pending.insert(tx, Pending::Fork(Box::new(fork)));
         self.start_next_group(now, tx);
@@ -922,6 +1034,9 @@ impl Proxy {
     }
 
     fn on_branch_failure(&mut self, now: Time, client: TxId, status: u16) {
+        if self.originated_done(client, status) {
+            return;
+        }
         let Some(&(server, idx)) = self.by_client.get(&client) else {
             return;
         };
@@ -962,10 +1077,13 @@ impl Proxy {
     }
 
     fn on_response(&mut self, now: Time, client: TxId, mut response: Message) {
+        let code = response.status().unwrap_or(500);
+        if code >= 200 && self.originated_done(client, code) {
+            return;
+        }
         let Some(&(server, idx)) = self.by_client.get(&client) else {
             return;
         };
-        let code = response.status().unwrap_or(500);
         let timer_c = Duration::from_secs(u64::from(self.config.timer_c_s));
         let recurse = self.config.recurse_on_3xx;
         let Some(f) = self.fork_mut(server) else {
@@ -1017,6 +1135,8 @@ impl Proxy {
             };
             // Every 2xx to INVITE goes upstream (each is a dialog); only the first otherwise.
             let forward = (first || invite) && !f.server_gone;
+            let mut response = response;
+            add_headers(&mut response, &f.response_headers);
             let sent = forward && self.tl.send_response(now, server, response).is_ok();
             if sent && first {
                 self.stats.finals += 1;
@@ -1093,6 +1213,7 @@ impl Proxy {
             let best = f.best.take();
             let challenges = std::mem::take(&mut f.challenges);
             let request = f.request.clone();
+            let extra = f.response_headers.clone();
             let (status, msg) = match best {
                 None if f.cancelled => (487, None),
                 None => (408, None),
@@ -1117,8 +1238,11 @@ impl Proxy {
                 }
                 None => self.build_reply(&request, &Reply::new(status)),
             };
-            if let Some(m) = out
-                && self.tl.send_response(now, server, m).is_ok()
+            if let Some(mut m) = out
+                && {
+                    add_headers(&mut m, &extra);
+                    self.tl.send_response(now, server, m).is_ok()
+                }
             {
                 self.stats.finals += 1;
             }
@@ -1142,6 +1266,9 @@ impl Proxy {
     }
 
     fn on_terminated(&mut self, now: Time, tx: TxId) {
+        if self.originated_done(tx, 408) {
+            return;
+        }
         if let Some((server, idx)) = self.by_client.remove(&tx) {
             if let Some(f) = self.fork_mut(server) {
                 let b = &mut f.branches[idx as usize];
@@ -1193,6 +1320,16 @@ fn hex8(v: u32, out: &mut [u8; 8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     for (i, o) in out.iter_mut().enumerate() {
         *o = HEX[((v >> (28 - 4 * i)) & 0xf) as usize];
+    }
+}
+
+/// Appends the chain's response header fields to a final response going upstream (a field
+/// the message layer refuses is skipped: the chain's handlers build valid ones).
+fn add_headers(m: &mut Message, headers: &[(String, String)]) {
+    for (n, v) in headers {
+        if m.push_header(n.as_str(), v).is_err() {
+            tracing::debug!(name = %n, "response header refused");
+        }
     }
 }
 

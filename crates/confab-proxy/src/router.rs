@@ -136,7 +136,10 @@ impl Router {
         self
     }
 
-    fn target(&self, b: &Binding) -> Target {
+    /// The target of a binding: its Contact, its Path as Route, and the flow its REGISTER
+    /// came on when requests must use it ([`uses_flow`]). Also used by roles that send
+    /// requests of their own to a user's endpoints (offline message delivery).
+    pub fn target(&self, b: &Binding) -> Target {
         let hop = if uses_flow(b) {
             self.flows.hop_for(&b.flow)
         } else {

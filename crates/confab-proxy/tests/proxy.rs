@@ -233,6 +233,50 @@ fn max_forwards_zero_is_483_except_options_to_us() {
 }
 
 #[test]
+fn message_layer_faults_are_refused_before_the_chain() {
+    // Found by sending the RFC 4475 torture messages to `confab serve`: these reached the
+    // chain and got a 407 challenge instead of the 400/416 the message layer calls for.
+    let mut s = Sim::new(ProxyConfig::default());
+    let text = String::from_utf8(invite("").to_bytes().to_vec())
+        .unwrap()
+        .replace("\r\n", "\n");
+    // CSeq method differs from the request method (RFC 4475 §3.1.2.17).
+    let evs = s.feed(
+        parse(&text.replace("CSeq: 1 INVITE", "CSeq: 1 OPTIONS")),
+        Sim::udp_source(ALICE),
+    );
+    assert!(evs.is_empty());
+    assert_eq!(responses(&s.sent()), [400]);
+    // An unknown Request-URI scheme (RFC 4475 §3.3.2): 416.
+    let evs = s.feed(
+        parse(
+            &text
+                .replace(
+                    "INVITE sip:bob@example.com",
+                    "INVITE nobodyKnowsThisScheme:opaque",
+                )
+                .replace("call-1@alice", "call-2@alice")
+                .replace("z9hG4bKa1", "z9hG4bKa2"),
+        ),
+        Sim::udp_source(ALICE),
+    );
+    assert!(evs.is_empty());
+    assert_eq!(responses(&s.sent()), [416]);
+    // A request without Call-ID cannot be answered (RFC 4475 §3.3.1): dropped.
+    let evs = s.feed(
+        parse(
+            &text
+                .replace("Call-ID: call-1@alice\n", "")
+                .replace("z9hG4bKa1", "z9hG4bKa3"),
+        ),
+        Sim::udp_source(ALICE),
+    );
+    assert!(evs.is_empty());
+    assert!(s.sent().is_empty());
+    assert_eq!(s.proxy.stats().refused, 3);
+}
+
+#[test]
 fn proxy_require_is_420_with_unsupported_and_require_passes() {
     let mut s = Sim::new(ProxyConfig::default());
     let evs = s.feed(invite("Proxy-Require: foo, bar\n"), Sim::udp_source(ALICE));

@@ -46,6 +46,8 @@
 mod backup;
 mod config;
 mod error;
+mod events;
+mod messages;
 mod open;
 mod policy;
 mod registrations;

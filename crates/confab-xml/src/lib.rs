@@ -26,6 +26,7 @@ mod error;
 pub mod multipart;
 pub mod pidf;
 pub mod pidf_diff;
+pub mod reginfo;
 pub mod resource_lists;
 pub mod rlmi;
 pub mod rpid;

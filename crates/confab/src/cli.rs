@@ -46,6 +46,15 @@ pub enum Command {
         /// Destination file (must not exist)
         file: PathBuf,
     },
+    /// Show or change the Intelligent IM Filter policy (links, file transfers)
+    #[command(subcommand)]
+    ImFilter(crate::commands::filters::ImFilterCommand),
+    /// Manage the Client Version Filter rules (User-Agent products and versions)
+    #[command(subcommand)]
+    ClientFilter(crate::commands::filters::ClientFilterCommand),
+    /// The offline message queue: MESSAGEs stored for users with no registered endpoint
+    #[command(subcommand)]
+    Messages(crate::commands::messages::MessagesCommand),
     /// Print time-limited TURN credentials and URIs for a user (TURN REST API scheme)
     TurnCredentials(crate::turn_credentials::TurnCredentialsArgs),
     /// Replace the database with the contents of FILE (safe while the server runs)

@@ -19,6 +19,8 @@ use crate::http::admin::{new_user, user_changes};
 use crate::http::views::{self, FieldError, TokenView, UserView};
 use crate::store::Stores;
 
+pub mod filters;
+pub mod messages;
 pub mod registrations;
 
 impl From<FieldError> for UsageError {

@@ -70,6 +70,8 @@ pub struct Config {
     pub frontend: confab_frontend::FrontendConfig,
     /// `[turn_credentials]`: issuing TURN credentials (see [`crate::turn_credentials`]).
     pub turn_credentials: crate::turn_credentials::TurnCredentialsConfig,
+    /// `[im]`: offline store-and-forward of instant messages (owned by `confab-im`).
+    pub im: confab_im::ImConfig,
 }
 
 /// `[http]`: the two HTTP listeners.
@@ -116,6 +118,10 @@ pub struct LogConfig {
     pub level: String,
     /// Output format (`--log-format` overrides it).
     pub format: LogFormat,
+    /// One line per SIP server transaction (request received, routing decision, final
+    /// status) at `info` on the target `confab::transactions`. Off by default; SIGHUP
+    /// applies a change. Bodies and credentials are never in these lines.
+    pub transactions: bool,
 }
 
 /// Log output format.
@@ -154,6 +160,7 @@ impl Default for Config {
             registrar: Default::default(),
             frontend: Default::default(),
             turn_credentials: Default::default(),
+            im: Default::default(),
         }
     }
 }
@@ -183,6 +190,7 @@ impl Default for LogConfig {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            transactions: false,
         }
     }
 }
@@ -532,6 +540,7 @@ impl Config {
                 "frontend",
                 self.frontend.validate().err().map(|e| e.to_string()),
             ),
+            ("im", self.im.validate().err().map(|e| e.to_string())),
         ];
         for (table, text) in role_errors {
             let Some(text) = text else { continue };
@@ -744,6 +753,8 @@ nonce_lifetime_s = {nonce}
 level = {level}
 # Output format: "text" or "json" (--log-format overrides).
 format = {format}
+# One line per SIP transaction (method, Call-ID, From, To, source, outcome, status); never bodies or credentials.
+transactions = {transactions}
 
 # [turn]: the A/V Edge relay (STUN/TURN), read only by `confab serve --role av-edge` and
 # absent on front ends; its keys are listed in the README (realm, listen_udp, secrets, ...).
@@ -809,6 +820,7 @@ ttl_s = {turn_ttl}
         nonce = d.http.user.nonce_lifetime_s,
         turn_ttl = d.turn_credentials.ttl_s,
         level = toml_str(&d.log.level),
+        transactions = d.log.transactions,
         format = toml_str(match d.log.format {
             LogFormat::Text => "text",
             LogFormat::Json => "json",
@@ -854,8 +866,35 @@ fn render_sip_roles(d: &Config) -> String {
         )],
     ));
     s.push_str(&table("frontend", &d.frontend, FRONTEND_COMMENTS, &[]));
+    s.push_str(&table("im", &d.im, IM_COMMENTS, &[]));
     s
 }
+
+const IM_COMMENTS: &[(&str, &str)] = &[
+    (
+        "offline",
+        "Store MESSAGEs for known users with no registered endpoint (answered 202) and deliver them when the user registers; false: 480 as for any offline user.",
+    ),
+    (
+        "expiry_s",
+        "Seconds an undelivered message is kept; then it is removed and, if the sender asked for it (IMDN negative-delivery), a 'failed' notification is sent.",
+    ),
+    (
+        "delivery_window_s",
+        "Seconds after the first delivery during which other endpoints of the user that register also get the message.",
+    ),
+    ("quota_messages", "Most messages queued per user."),
+    ("quota_bytes", "Most bytes queued per user."),
+    (
+        "max_message_bytes",
+        "Largest MESSAGE stored (whole request, bytes); larger ones get 413.",
+    ),
+    (
+        "over_quota_status",
+        "Answer when the recipient's queue is full: 480 or 486 (reason 'Recipient offline and message queue full').",
+    ),
+    ("sweep_interval_s", "Seconds between expiry sweeps."),
+];
 
 const AUTH_COMMENTS: &[(&str, &str)] = &[
     (
@@ -888,7 +927,7 @@ const AUTH_COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "nonce_secret",
-        "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = random per start.",
+        "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = a random key kept in nonce.key beside the database.",
     ),
 ];
 const PROXY_COMMENTS: &[(&str, &str)] = &[
@@ -1138,11 +1177,11 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
         );
         check_parse_error(
             "[presence]\nenabled = true\n",
-            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`",
+            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",

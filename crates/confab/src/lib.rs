@@ -22,6 +22,7 @@ pub mod http;
 pub mod init;
 pub mod listen;
 pub mod logging;
+pub mod presence;
 pub mod serve;
 pub mod store;
 pub mod tls;
@@ -149,6 +150,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
             let config = location.load()?;
             commands::registrations::run(&config, &args).await
+        }
+        Command::ImFilter(cmd) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::filters::im_filter(&config, cmd).await
+        }
+        Command::ClientFilter(cmd) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::filters::client_filter(&config, cmd).await
+        }
+        Command::Messages(cmd) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::messages::run(&config, cmd).await
         }
         Command::Backup { file } => {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));

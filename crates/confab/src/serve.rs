@@ -4,7 +4,9 @@
 //! - **front-end**: the admin HTTP listener, the user HTTPS API, and the SIP Front End
 //!   (`confab-frontend`: transports of `[transport]`, authentication `[auth]`, registrar
 //!   `[registrar]`, proxy `[proxy]`, runtime `[frontend]`) when `transport.listen` names
-//!   listeners. Presence and IM are not built yet.
+//!   listeners, with the filters (Client Version Filter, Intelligent IM Filter; policy
+//!   from the database, polled every 2 s) and offline messaging (`[im]`). Presence is not
+//!   built yet.
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
 //!   (required with this role). An edge-only node opens no database; its admin listener
 //!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
@@ -14,8 +16,12 @@
 //! Signals: SIGTERM or SIGINT drain (readiness turns 503, listeners stop accepting, requests
 //! in flight finish, the store flushes and closes) and exit 0. SIGHUP re-reads the
 //! configuration file and applies the node-local settings that can change while running:
-//! `log.level` and the TLS certificate files. Other changes are reported as needing a
-//! restart.
+//! `log.level`, `log.transactions` and the TLS certificate files. Other changes are
+//! reported as needing a restart.
+//!
+//! Digest nonces (SIP and the user API) are HMACs under a key: `auth.nonce_secret` when set
+//! (the same on every front end of a pool), otherwise a random key created once in
+//! `nonce.key` beside the database (0600), so nonces stay valid across a restart.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -61,6 +67,7 @@ pub async fn run_serve(
     let config = location.load()?;
     let format = log_format.unwrap_or(config.log.format);
     let log = logging::init(&config.log.level, format);
+    confab_frontend::set_transaction_log(config.log.transactions);
     if initialised {
         tracing::info!(config = %location.path.display(), "initialised a new data folder (domain localhost)");
     }
@@ -119,6 +126,7 @@ pub async fn run_serve(
         return Ok(());
     }
 
+    start_on_a_fresh_second().await;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()
         .context("cannot install the metrics recorder")?;
@@ -166,8 +174,9 @@ pub async fn run_serve(
     if let Some(e) = &edge_admin {
         e.start_draining();
     }
-    // SIP drain hook: when the transports are wired they stop accepting here, answer new
-    // requests with 503 + Retry-After and let transactions finish before the HTTP side.
+    // The SIP Front End (spawned in `start_front_end`) answers new requests 503 with
+    // Retry-After from here on and lets open transactions finish; the HTTP listeners stop
+    // accepting and finish their requests.
     let _ = stop_tx.send(true);
     if let Some(t) = turn {
         // Ends every allocation (usage records are spooled) and closes the relay sockets.
@@ -192,14 +201,15 @@ async fn start_front_end(
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<AppState> {
-    let mut secret = [0u8; 32];
-    rand::rng().fill_bytes(&mut secret);
+    let secret = nonce_key(config)?.http;
     let mut dummy = [0u8; 16];
     rand::rng().fill_bytes(&mut dummy);
     let state = AppState::new(Inner {
         users: stores.users.clone(),
         tokens: stores.tokens.clone(),
         registrations: stores.registrations.clone(),
+        policy: stores.policy.clone(),
+        messages: stores.messages.clone(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),
@@ -264,6 +274,7 @@ async fn start_sip(
     let mut settings = confab_frontend::FrontendSettings::new(&config.node_id, &config.domains);
     settings.frontend = config.frontend.clone();
     settings.auth = config.auth.clone();
+    settings.auth.nonce_secret = nonce_key(config)?.sip_hex;
     settings.proxy = config.proxy.clone();
     let tls = config
         .transport
@@ -271,10 +282,28 @@ async fn start_sip(
         .iter()
         .any(|l| l.transport.is_secure())
         .then(|| config.tls.clone());
+    // The filters: policy from the database, polled so a change made by any node's CLI or
+    // admin API applies here without a restart. A policy that cannot load stops the start
+    // (running without it would let through what it blocks).
+    let filter_settings = confab_filters::FilterSettings {
+        served_domains: config.domains.clone(),
+        warn_agent: config
+            .domains
+            .first()
+            .cloned()
+            .unwrap_or_else(|| config.node_id.clone()),
+    };
+    let policies = Arc::new(
+        confab_filters::FilterPolicies::load(stores.policy.clone(), filter_settings)
+            .await
+            .context("filter policy")?,
+    );
+    tokio::spawn(policies.clone().watch(FILTER_POLL));
     let key_path = config.store.path.with_file_name("gruu.key");
     let gruu_key = confab_frontend::load_or_create_key(&key_path)
         .with_context(|| format!("registrar GRUU key {}", key_path.display()))?;
-    let sip = confab_frontend::SipServer::start(
+    let presence = crate::presence::load(config, stores).await?;
+    let sip = confab_frontend::SipServer::start_with(
         settings,
         config.transport.clone(),
         tls,
@@ -284,11 +313,66 @@ async fn start_sip(
         },
         config.registrar.clone(),
         gruu_key,
+        |b| {
+            let b = b
+                .handler_before("dialog", Arc::new(policies.client_version_handler()))
+                .handler_before("router", Arc::new(policies.im_filter_handler()))
+                .offline_messages(stores.messages.clone(), config.im.clone());
+            crate::presence::wire(&presence, b)
+        },
     )
     .await
     .context("SIP front end")?;
     Ok(sip)
 }
+
+/// Waits for the next whole second of the wall clock, so this run starts in a later second
+/// than any earlier run of this node did. The digest nonce-count windows (SIP and the user
+/// API) rely on it: with a persistent nonce key, a nonce of an earlier run must expire at or
+/// before this run's floor, or a captured request could be replayed after a restart.
+async fn start_on_a_fresh_second() {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let into = std::time::Duration::from_nanos(u64::from(since.subsec_nanos()));
+    tokio::time::sleep(std::time::Duration::from_secs(1) - into).await;
+}
+
+/// The keys digest nonces are minted under, for SIP and for the user API.
+struct NonceKeys {
+    /// `auth.nonce_secret` in the hex form `confab-auth` reads.
+    sip_hex: String,
+    /// The user API's key, derived from the same secret for another purpose so a SIP nonce
+    /// is never a valid HTTP nonce.
+    http: [u8; 32],
+}
+
+/// `auth.nonce_secret` when configured, else the 32 random bytes of `nonce.key` beside the
+/// database (created once, 0600).
+fn nonce_key(config: &Config) -> anyhow::Result<NonceKeys> {
+    use sha2::Digest as _;
+    let (sip_hex, raw) = if config.auth.nonce_secret.trim().is_empty() {
+        let path = config.store.path.with_file_name("nonce.key");
+        let key = confab_frontend::load_or_create_key(&path)
+            .with_context(|| format!("digest nonce key {}", path.display()))?;
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        (hex, key.to_vec())
+    } else {
+        let s = config.auth.nonce_secret.trim().to_owned();
+        let raw = s.as_bytes().to_vec();
+        (s, raw)
+    };
+    let mut h = sha2::Sha256::new();
+    h.update(b"confab user API digest nonce key\0");
+    h.update(&raw);
+    Ok(NonceKeys {
+        sip_hex,
+        http: h.finalize().into(),
+    })
+}
+
+/// How often a front end polls the filter policy versions (one small read).
+const FILTER_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The A/V Edge: the STUN/TURN relay of `confab-turn` on its own worker threads.
 fn start_av_edge(config: confab_turn::TurnConfig) -> anyhow::Result<confab_turn::TurnHandle> {
@@ -346,6 +430,10 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         Ok(level) => tracing::info!(level, "log level applied"),
         Err(e) => tracing::error!(error = %e, "log level not applied"),
     }
+    if new.log.transactions != confab_frontend::transaction_log() {
+        confab_frontend::set_transaction_log(new.log.transactions);
+        tracing::info!(on = new.log.transactions, "transaction logging applied");
+    }
     match cert.map(ReloadableCert::reload) {
         None => {}
         Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
@@ -368,6 +456,7 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("store", changed(&new.store, &running.store)),
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
+        ("im", new.im != running.im),
         ("turn", new.turn != running.turn),
         (
             "turn_credentials",

@@ -20,6 +20,14 @@ pub struct Stores {
     pub tokens: Arc<dyn TokenStore>,
     /// Registrar bindings.
     pub registrations: Arc<dyn confab_core::RegistrationStore>,
+    /// Filter policy (Client Version Filter, Intelligent IM Filter).
+    pub policy: Arc<dyn confab_core::policy::PolicyStore>,
+    /// The offline message queue.
+    pub messages: Arc<dyn confab_core::message_queue::MessageQueueStore>,
+    /// Presence subscriptions (RFC 6665 notifier state).
+    pub subscriptions: Arc<dyn confab_core::SubscriptionStore>,
+    /// Presence publications (RFC 3903).
+    pub publications: Arc<dyn confab_core::PublicationStore>,
     sqlite: SqliteStore,
 }
 
@@ -37,6 +45,10 @@ impl Stores {
             users: Arc::new(sqlite.clone()),
             tokens: Arc::new(sqlite.clone()),
             registrations: Arc::new(sqlite.clone()),
+            policy: Arc::new(sqlite.clone()),
+            messages: Arc::new(sqlite.clone()),
+            subscriptions: Arc::new(sqlite.clone()),
+            publications: Arc::new(sqlite.clone()),
             sqlite,
         }
     }

@@ -7,9 +7,11 @@
 //! phones that lack SHA-256 still work). The realm is the `Host` of the request when it is
 //! a served domain; otherwise one challenge pair per served domain is sent.
 //!
-//! The nonce secret is random per process start, so nonces do not survive a restart (the
-//! client just gets a fresh challenge) and are not shared between the front ends of a pool
-//! yet: a shared secret arrives with the pool issue.
+//! The nonce key is derived from `auth.nonce_secret` or from the `nonce.key` file beside the
+//! database (see `serve`), so it is the same across restarts and, with a configured secret,
+//! on every front end of a pool. The nonce-count window is in memory: a nonce minted before
+//! this process started verifies but is answered `stale=true`, so the client retries at
+//! once with a fresh nonce instead of asking its user for the password again.
 
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -40,6 +42,8 @@ pub struct DigestAuth {
     lifetime_s: u64,
     node: u32,
     window: Mutex<NonceCountWindow>,
+    /// The earliest expiry this process mints (one second past the window's floor).
+    min_expiry: u64,
     /// Verified against for unknown users, so they take the same time and path.
     dummy: Ha1Set,
 }
@@ -68,16 +72,24 @@ fn node_number(node_id: &str) -> u32 {
 }
 
 impl DigestAuth {
-    /// A fresh state with a random secret (32 bytes from `random`).
-    pub fn new(random: [u8; 32], dummy_password: [u8; 16], lifetime_s: u32, node_id: &str) -> Self {
-        let secret = NonceSecret::new(&random).expect("32 bytes is long enough");
+    /// A fresh state with the nonce key `key` (32 bytes; persistent, see the module docs).
+    pub fn new(key: [u8; 32], dummy_password: [u8; 16], lifetime_s: u32, node_id: &str) -> Self {
+        let secret = NonceSecret::new(&key).expect("32 bytes is long enough");
         let dummy_pw: String = dummy_password.iter().map(|b| format!("{b:02x}")).collect();
         Self {
             secret,
             lifetime_s: u64::from(lifetime_s),
             node: node_number(node_id),
-            // Nonces from before this process cannot verify (new secret), so the floor is now.
-            window: Mutex::new(NonceCountWindow::new(WINDOW_CAPACITY, now_s())),
+            // Nonces minted before this process have no nonce-count record here, so they
+            // must never count as fresh (that would let a captured request be replayed
+            // after a restart). They expire at or before `now + lifetime` (the binary starts
+            // on a fresh second), ours after it (`min_expiry`): with the floor there, theirs
+            // are `Unknown` (answered stale=true).
+            window: Mutex::new(NonceCountWindow::new(
+                WINDOW_CAPACITY,
+                now_s() + u64::from(lifetime_s),
+            )),
+            min_expiry: now_s() + u64::from(lifetime_s) + 1,
             dummy: Ha1Set::compute("unknown", "invalid", &dummy_pw),
         }
     }
@@ -85,9 +97,11 @@ impl DigestAuth {
     fn challenge(&self, realms: &[&str], stale: bool, message: &str) -> ApiError {
         let mut random = [0u8; 8];
         rand::RngCore::fill_bytes(&mut rand::rng(), &mut random);
-        let nonce = self
-            .secret
-            .mint(now_s() + self.lifetime_s, self.node, random);
+        let nonce = self.secret.mint(
+            (now_s() + self.lifetime_s).max(self.min_expiry),
+            self.node,
+            random,
+        );
         let mut err = ApiError::unauthorized(message);
         for realm in realms {
             for alg in OFFERED {

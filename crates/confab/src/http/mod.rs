@@ -21,6 +21,8 @@
 pub mod admin;
 pub mod digest;
 pub mod error;
+pub mod filters;
+pub mod messages;
 pub mod registrations;
 pub mod state;
 pub mod turn;

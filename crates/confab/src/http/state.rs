@@ -20,6 +20,10 @@ pub struct Inner {
     pub tokens: Arc<dyn TokenStore>,
     /// Registrar bindings (`GET /api/admin/v1/registrations`).
     pub registrations: Arc<dyn confab_core::RegistrationStore>,
+    /// Filter policy (`/api/admin/v1/im-filter`, `/api/admin/v1/client-filter`).
+    pub policy: Arc<dyn confab_core::policy::PolicyStore>,
+    /// The offline message queue (`/api/admin/v1/messages`).
+    pub messages: Arc<dyn confab_core::message_queue::MessageQueueStore>,
     /// Renders `/metrics`; `None` when no recorder is installed (unit tests).
     pub metrics: Option<PrometheusHandle>,
     /// Set when SIGTERM arrived: `/readyz` answers 503 so load balancers move away.

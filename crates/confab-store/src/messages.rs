@@ -1,0 +1,514 @@
+//! [`MessageQueueStore`] on SQLite (schema: `migrations/sqlite/0007_message_queue.sql`).
+//!
+//! Writes run in the group-commit writer, so `enqueue` answers only after the commit holding
+//! the message (the 202 Accepted waits for it) and its quota check sees every earlier write
+//! (the writer is the only writer of this process; another process's write holds SQLite's
+//! write lock for the whole batch). Reads use the read-only pool.
+
+use async_trait::async_trait;
+use confab_core::message_queue::{
+    Enqueued, MessageQueueStore, NewQueuedMessage, QueuedMessage, Quota,
+};
+use confab_core::{Address, Cursor, Page, PageRequest, StoreError, Timestamp};
+use sqlx::SqliteConnection;
+
+use crate::SqliteStore;
+use crate::error::unavailable;
+
+fn corrupt(field: &'static str, message: impl std::fmt::Display) -> StoreError {
+    StoreError::Invalid {
+        field,
+        message: format!("stored message is corrupt: {message}"),
+    }
+}
+
+/// id, recipient, sender, received_at, expires_at, content_type, request, notify_failure,
+/// imdn_message_id, first_delivered_at
+type Row = (
+    i64,
+    String,
+    String,
+    i64,
+    i64,
+    String,
+    Vec<u8>,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+const COLUMNS: &str = "id, recipient, sender, received_at, expires_at, content_type, request, \
+                       notify_failure, imdn_message_id, first_delivered_at";
+
+fn from_row(r: Row, delivered_to: Vec<String>) -> Result<QueuedMessage, StoreError> {
+    Ok(QueuedMessage {
+        id: u64::try_from(r.0).map_err(|e| corrupt("id", e))?,
+        message: NewQueuedMessage {
+            recipient: Address::parse(&r.1).map_err(|e| corrupt("recipient", e))?,
+            sender: r.2,
+            received_at: Timestamp(r.3),
+            expires_at: Timestamp(r.4),
+            content_type: r.5,
+            request: r.6,
+            notify_failure: r.7 != 0,
+            imdn_message_id: r.8,
+        },
+        first_delivered_at: r.9.map(Timestamp),
+        delivered_to,
+    })
+}
+
+async fn insert(conn: &mut SqliteConnection, m: &NewQueuedMessage) -> Result<u64, StoreError> {
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO message_queue (recipient, sender, received_at, expires_at, content_type, \
+         request, size, notify_failure, imdn_message_id) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
+    )
+    .bind(m.recipient.as_str())
+    .bind(&m.sender)
+    .bind(m.received_at.as_millis())
+    .bind(m.expires_at.as_millis())
+    .bind(&m.content_type)
+    .bind(&m.request)
+    .bind(i64::try_from(m.request.len()).unwrap_or(i64::MAX))
+    .bind(i64::from(m.notify_failure))
+    .bind(m.imdn_message_id.as_deref())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    Ok(u64::try_from(id).unwrap_or(0))
+}
+
+async fn enqueue_job(
+    conn: &mut SqliteConnection,
+    m: NewQueuedMessage,
+    quota: Quota,
+) -> Result<Enqueued, StoreError> {
+    let (count, bytes): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), coalesce(sum(size), 0) FROM message_queue WHERE recipient = ?1",
+    )
+    .bind(m.recipient.as_str())
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(unavailable)?;
+    let count = u32::try_from(count).unwrap_or(u32::MAX);
+    let bytes = u64::try_from(bytes).unwrap_or(0);
+    let size = m.request.len() as u64;
+    if count >= quota.max_messages || bytes.saturating_add(size) > quota.max_bytes {
+        return Ok(Enqueued::OverQuota {
+            messages: count,
+            bytes,
+        });
+    }
+    let id = insert(conn, &m).await?;
+    Ok(Enqueued::Stored { id })
+}
+
+async fn record_job(
+    conn: &mut SqliteConnection,
+    id: i64,
+    endpoint: String,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let found = sqlx::query(
+        "UPDATE message_queue SET first_delivered_at = coalesce(first_delivered_at, ?2) \
+         WHERE id = ?1",
+    )
+    .bind(id)
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(unavailable)?
+    .rows_affected()
+        > 0;
+    if found {
+        sqlx::query(
+            "INSERT INTO message_deliveries (message_id, endpoint) VALUES (?1, ?2) \
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(endpoint)
+        .execute(&mut *conn)
+        .await
+        .map_err(unavailable)?;
+    }
+    Ok(found)
+}
+
+async fn retire_job(
+    conn: &mut SqliteConnection,
+    ids: Vec<i64>,
+    notifications: Vec<NewQueuedMessage>,
+) -> Result<usize, StoreError> {
+    let mut removed = 0;
+    for id in ids {
+        removed += sqlx::query("DELETE FROM message_queue WHERE id = ?1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?
+            .rows_affected() as usize;
+    }
+    for n in &notifications {
+        insert(conn, n).await?;
+    }
+    Ok(removed)
+}
+
+impl SqliteStore {
+    async fn with_deliveries(&self, rows: Vec<Row>) -> Result<Vec<QueuedMessage>, StoreError> {
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let endpoints: Vec<String> = sqlx::query_scalar(
+                "SELECT endpoint FROM message_deliveries WHERE message_id = ?1 ORDER BY endpoint",
+            )
+            .bind(r.0)
+            .fetch_all(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+            out.push(from_row(r, endpoints)?);
+        }
+        Ok(out)
+    }
+}
+
+fn sql_id(id: u64) -> Result<i64, StoreError> {
+    i64::try_from(id).map_err(|_| StoreError::Invalid {
+        field: "id",
+        message: format!("{id} is not a message id"),
+    })
+}
+
+#[async_trait]
+impl MessageQueueStore for SqliteStore {
+    async fn enqueue(
+        &self,
+        message: NewQueuedMessage,
+        quota: Quota,
+    ) -> Result<Enqueued, StoreError> {
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(enqueue_job(conn, message, quota)))
+            .await
+    }
+
+    async fn deliverable(
+        &self,
+        recipient: &Address,
+        now: Timestamp,
+        window_ms: i64,
+        limit: u32,
+    ) -> Result<Vec<QueuedMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM message_queue WHERE recipient = ?1 \
+             AND ((first_delivered_at IS NULL AND expires_at > ?2) \
+                  OR first_delivered_at > ?2 - ?3) \
+             ORDER BY id LIMIT ?4"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(recipient.as_str())
+            .bind(now.as_millis())
+            .bind(window_ms)
+            .bind(i64::from(limit))
+            .fetch_all(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+        self.with_deliveries(rows).await
+    }
+
+    async fn record_delivery(
+        &self,
+        id: u64,
+        endpoint: &str,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = sql_id(id)?;
+        let endpoint = endpoint.to_owned();
+        let now = now.as_millis();
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(record_job(conn, id, endpoint, now)))
+            .await
+    }
+
+    async fn expired(&self, now: Timestamp, limit: u32) -> Result<Vec<QueuedMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM message_queue \
+             WHERE first_delivered_at IS NULL AND expires_at <= ?1 ORDER BY id LIMIT ?2"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+        self.with_deliveries(rows).await
+    }
+
+    async fn retire(
+        &self,
+        ids: &[u64],
+        notifications: Vec<NewQueuedMessage>,
+    ) -> Result<usize, StoreError> {
+        let ids = ids
+            .iter()
+            .map(|&i| sql_id(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner
+            .writer
+            .write(move |conn| Box::pin(retire_job(conn, ids, notifications)))
+            .await
+    }
+
+    async fn sweep(&self, now: Timestamp, window_ms: i64) -> Result<usize, StoreError> {
+        let now = now.as_millis();
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query(
+                        "DELETE FROM message_queue \
+                         WHERE first_delivered_at IS NOT NULL AND first_delivered_at <= ?1 - ?2",
+                    )
+                    .bind(now)
+                    .bind(window_ms)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(unavailable)?
+                    .rows_affected();
+                    Ok(n as usize)
+                })
+            })
+            .await
+    }
+
+    async fn list_queued(
+        &self,
+        recipient: Option<&Address>,
+        page: PageRequest,
+    ) -> Result<Page<QueuedMessage>, StoreError> {
+        let after: i64 = match &page.after {
+            None => 0,
+            Some(Cursor(c)) => c.parse().map_err(|_| StoreError::Invalid {
+                field: "after",
+                message: format!("'{c}' is not a cursor of this listing"),
+            })?,
+        };
+        let limit = page.clamped_limit();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM message_queue WHERE id > ?1 \
+             AND (?2 IS NULL OR recipient = ?2) ORDER BY id LIMIT ?3"
+        );
+        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(after)
+            .bind(recipient.map(Address::as_str))
+            .bind(i64::from(limit) + 1)
+            .fetch_all(&self.inner.read)
+            .await
+            .map_err(unavailable)?;
+        let more = rows.len() > limit as usize;
+        let mut items = self.with_deliveries(rows).await?;
+        items.truncate(limit as usize);
+        let next = if more {
+            items.last().map(|m| Cursor(m.id.to_string()))
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    async fn remove_queued(&self, id: u64) -> Result<bool, StoreError> {
+        let id = sql_id(id)?;
+        self.inner
+            .writer
+            .write(move |conn| {
+                Box::pin(async move {
+                    let n = sqlx::query("DELETE FROM message_queue WHERE id = ?1")
+                        .bind(id)
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(unavailable)?
+                        .rows_affected();
+                    Ok(n > 0)
+                })
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::StoreConfig;
+
+    async fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open_or_create(StoreConfig::new(dir.path().join("q.db")))
+            .await
+            .unwrap();
+        (dir, s)
+    }
+
+    fn msg(to: &str, body: &str, expires: i64, notify: bool) -> NewQueuedMessage {
+        NewQueuedMessage {
+            recipient: Address::parse(to).unwrap(),
+            sender: "sip:alice@example.com".into(),
+            received_at: Timestamp(1000),
+            expires_at: Timestamp(expires),
+            content_type: "text/plain".into(),
+            request: body.as_bytes().to_vec(),
+            notify_failure: notify,
+            imdn_message_id: notify.then(|| "m1".to_owned()),
+        }
+    }
+
+    const QUOTA: Quota = Quota {
+        max_messages: 3,
+        max_bytes: 100,
+    };
+
+    #[tokio::test]
+    async fn quota_order_delivery_window_and_sweep() {
+        let (_d, s) = store().await;
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            match s
+                .enqueue(
+                    msg("bob@example.com", &format!("m{i}"), 10_000, false),
+                    QUOTA,
+                )
+                .await
+                .unwrap()
+            {
+                Enqueued::Stored { id } => ids.push(id),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        // Count quota.
+        assert_eq!(
+            s.enqueue(msg("bob@example.com", "m3", 10_000, false), QUOTA)
+                .await
+                .unwrap(),
+            Enqueued::OverQuota {
+                messages: 3,
+                bytes: 6
+            }
+        );
+        // Byte quota, for another user.
+        let big = "x".repeat(101);
+        assert!(matches!(
+            s.enqueue(msg("carol@example.com", &big, 10_000, false), QUOTA)
+                .await
+                .unwrap(),
+            Enqueued::OverQuota { messages: 0, .. }
+        ));
+        let bob = Address::parse("bob@example.com").unwrap();
+        let d = s.deliverable(&bob, Timestamp(2000), 500, 10).await.unwrap();
+        assert_eq!(
+            d.iter()
+                .map(|m| m.message.request.clone())
+                .collect::<Vec<_>>(),
+            [b"m0".to_vec(), b"m1".to_vec(), b"m2".to_vec()]
+        );
+        assert!(
+            s.record_delivery(ids[0], "ep-a", Timestamp(2000))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.record_delivery(ids[0], "ep-a", Timestamp(2100))
+                .await
+                .unwrap()
+        );
+        assert!(
+            s.record_delivery(ids[0], "ep-b", Timestamp(2200))
+                .await
+                .unwrap()
+        );
+        let d = s.deliverable(&bob, Timestamp(2400), 500, 10).await.unwrap();
+        assert_eq!(d[0].first_delivered_at, Some(Timestamp(2000)));
+        assert_eq!(d[0].delivered_to, ["ep-a", "ep-b"]);
+        // The window of m0 is over at 2500: not deliverable, then swept.
+        let d = s.deliverable(&bob, Timestamp(2500), 500, 10).await.unwrap();
+        assert_eq!(d.len(), 2);
+        assert_eq!(s.sweep(Timestamp(2500), 500).await.unwrap(), 1);
+        assert!(
+            !s.record_delivery(ids[0], "ep-c", Timestamp(2600))
+                .await
+                .unwrap()
+        );
+        let all = s.list_queued(None, PageRequest::first(1)).await.unwrap();
+        assert_eq!(all.items.len(), 1);
+        assert_eq!(all.items[0].id, ids[1]);
+        let rest = s
+            .list_queued(
+                Some(&bob),
+                PageRequest {
+                    after: all.next,
+                    limit: 10,
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 1);
+        assert_eq!(rest.next, None);
+        assert!(s.remove_queued(ids[2]).await.unwrap());
+        assert!(!s.remove_queued(ids[2]).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn expiry_retires_with_notifications_in_one_write() {
+        let (_d, s) = store().await;
+        let q = Quota {
+            max_messages: 10,
+            max_bytes: 10_000,
+        };
+        s.enqueue(msg("bob@example.com", "old", 5_000, true), q)
+            .await
+            .unwrap();
+        s.enqueue(msg("bob@example.com", "new", 50_000, false), q)
+            .await
+            .unwrap();
+        let bob = Address::parse("bob@example.com").unwrap();
+        // Expired messages are no longer deliverable.
+        assert_eq!(
+            s.deliverable(&bob, Timestamp(6_000), 1000, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        let exp = s.expired(Timestamp(6_000), 10).await.unwrap();
+        assert_eq!(exp.len(), 1);
+        assert!(exp[0].message.notify_failure);
+        assert_eq!(exp[0].message.imdn_message_id.as_deref(), Some("m1"));
+        let note = msg("alice@example.com", "imdn", 90_000, false);
+        assert_eq!(s.retire(&[exp[0].id], vec![note]).await.unwrap(), 1);
+        assert!(s.expired(Timestamp(6_000), 10).await.unwrap().is_empty());
+        let alice = Address::parse("alice@example.com").unwrap();
+        let a = s
+            .deliverable(&alice, Timestamp(6_000), 1000, 10)
+            .await
+            .unwrap();
+        assert_eq!(a[0].message.request, b"imdn");
+    }
+
+    #[tokio::test]
+    async fn queue_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("q.db");
+        let s = SqliteStore::open_or_create(StoreConfig::new(path.clone()))
+            .await
+            .unwrap();
+        s.enqueue(msg("bob@example.com", "kept", 10_000, false), QUOTA)
+            .await
+            .unwrap();
+        // No close: what enqueue acknowledged is committed.
+        drop(s);
+        let s = SqliteStore::open(StoreConfig::new(path)).await.unwrap();
+        let l = s.list_queued(None, PageRequest::first(10)).await.unwrap();
+        assert_eq!(l.items.len(), 1);
+        assert_eq!(l.items[0].message.request, b"kept");
+    }
+}

@@ -1,0 +1,33 @@
+//! Wiring of the presence role (`confab-presence`) into the SIP Front End: the `presence`
+//! chain step before `router` (SUBSCRIBE, PUBLISH), the registration observer (the `reg`
+//! package and aggregation follow binding changes) and the notifier's request sender.
+
+use anyhow::Context as _;
+use confab_frontend::FrontendBuilder;
+use confab_presence::server::{PresenceConfig, PresencePorts, PresenceServer};
+
+use crate::config::Config;
+use crate::store::Stores;
+
+/// Loads the stored subscriptions and publications.
+pub async fn load(_config: &Config, stores: &Stores) -> anyhow::Result<PresenceServer> {
+    PresenceServer::load(
+        PresenceConfig::default(),
+        PresencePorts {
+            users: stores.users.clone(),
+            registrations: stores.registrations.clone(),
+            subscriptions: stores.subscriptions.clone(),
+            publications: stores.publications.clone(),
+        },
+    )
+    .await
+    .context("loading presence state")
+}
+
+/// Adds the presence role to the Front End being built and starts its notifier.
+pub fn wire(presence: &PresenceServer, builder: FrontendBuilder) -> FrontendBuilder {
+    presence.start(builder.request_sender());
+    builder
+        .handler_before("router", presence.handler())
+        .registration_observer(presence.registration_observer())
+}

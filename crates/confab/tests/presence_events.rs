@@ -1,0 +1,380 @@
+//! The SIP events framework and presence on the real binary: `confab serve` with two users,
+//! a test user agent over UDP (digest, NOTIFYs answered) subscribes, publishes, refreshes,
+//! fetches, unsubscribes, and gets the precise errors (423 with Min-Expires, 489 with
+//! Allow-Events, 400 naming the PIDF problem with the previous state kept, 413, 403 for
+//! another user's registrations). Then the server is killed (SIGKILL) and restarted: the
+//! stored subscription gets a NOTIFY with the current state at once and keeps working.
+
+mod common;
+mod presence_ua;
+
+use std::time::Duration;
+
+use common::{Server, add_user, init_dir};
+use presence_ua::{Msg, Ua, pidf};
+
+const T: Duration = Duration::from_secs(10);
+
+fn start(d: &std::path::Path) -> (Server, String) {
+    let srv = Server::start_with(
+        d,
+        "info,confab_presence=debug",
+        &[],
+        &["http.admin.listen", "transport.listen[0]"],
+    );
+    let udp = srv.addrs["transport.listen[0]"].clone();
+    (srv, udp)
+}
+
+fn subscribe(
+    ua: &mut Ua,
+    target: &str,
+    event: &str,
+    expires: Option<u32>,
+    call_id: &str,
+    cseq: &mut u32,
+) -> Msg {
+    let mut h = vec![
+        ("From", ua.from("wtag")),
+        ("To", format!("<sip:{target}>")),
+        ("Contact", ua.contact()),
+        ("Event", event.to_owned()),
+        ("Accept", "application/pidf+xml".to_owned()),
+    ];
+    if let Some(e) = expires {
+        h.push(("Expires", e.to_string()));
+    }
+    ua.request(
+        "SUBSCRIBE",
+        &format!("sip:{target}"),
+        call_id,
+        cseq,
+        &h,
+        None,
+    )
+}
+
+fn publish(ua: &mut Ua, cseq: &mut u32, etag: Option<&str>, body: Option<&str>) -> Msg {
+    let aor = format!("{}@{}", ua.user, ua.domain);
+    let mut h = vec![
+        ("From", ua.from("ptag")),
+        ("To", format!("<sip:{aor}>")),
+        ("Event", "presence".to_owned()),
+        ("Expires", "600".to_owned()),
+    ];
+    if let Some(e) = etag {
+        h.push(("SIP-If-Match", e.to_owned()));
+    }
+    let call_id = format!("pub-{}-{}", ua.user, std::process::id());
+    ua.request(
+        "PUBLISH",
+        &format!("sip:{aor}"),
+        &call_id,
+        cseq,
+        &h,
+        body.map(|b| ("application/pidf+xml", b)),
+    )
+}
+
+#[test]
+fn subscribe_publish_notify_and_precise_errors() {
+    let dir = init_dir("example.com");
+    let d = dir.path();
+    add_user(d, "alice@example.com", "alice-pw");
+    add_user(d, "bob@example.com", "bob-pw");
+    let (srv, udp) = start(d);
+    let mut alice = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut bob = Ua::new(&udp, "bob", "example.com", "bob-pw");
+
+    // Errors first: expiry too brief, unknown package.
+    let mut cseq = 0;
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "presence",
+        Some(5),
+        "e1",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(423), "{r:?}");
+    assert_eq!(r.header("Min-Expires"), Some("60"));
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "conference",
+        Some(600),
+        "e2",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(489), "{r:?}");
+    assert!(r.header("Allow-Events").unwrap().contains("presence"));
+    // Another user's registrations are not for alice.
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "reg",
+        Some(600),
+        "e3",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(403), "{r:?}");
+    // An unknown user.
+    let r = subscribe(
+        &mut alice,
+        "nobody@example.com",
+        "presence",
+        Some(600),
+        "e4",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(404), "{r:?}");
+
+    // A subscription: 200 with our To tag, then a NOTIFY with bob offline.
+    let mut cseq = 0;
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "presence",
+        Some(600),
+        "sub1",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let tag = r.to_tag().expect("To tag in the 200");
+    let expires: u32 = r.header("Expires").unwrap().parse().unwrap();
+    assert!(expires > 500 && expires <= 600, "{expires}");
+    let n = alice
+        .wait_notify(0, T)
+        .unwrap_or_else(|| panic!("first NOTIFY\n{}", srv.log()));
+    assert!(
+        n.header("Subscription-State")
+            .unwrap()
+            .starts_with("active"),
+        "{n:?}"
+    );
+    assert_eq!(n.header("Event"), Some("presence"));
+    assert!(n.header("From").unwrap().contains(&tag));
+    assert!(n.body.contains("<basic>closed</basic>"), "{}", n.body);
+
+    // bob publishes: alice (a colleague: same domain) sees open and the note.
+    let mut bcseq = 0;
+    let body = pidf("bob@example.com", "open", Some("At my desk"));
+    let r = publish(&mut bob, &mut bcseq, None, Some(&body));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let etag = r.header("SIP-ETag").expect("SIP-ETag").to_owned();
+    let n = alice.wait_notify(1, T).expect("NOTIFY after PUBLISH");
+    assert!(n.body.contains("<basic>open</basic>"), "{}", n.body);
+    assert!(n.body.contains("At my desk"), "{}", n.body);
+    let cseq_of = |m: &Msg| -> u32 {
+        m.header("CSeq")
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(cseq_of(&alice.notifies[1]) > cseq_of(&alice.notifies[0]));
+
+    // Malformed PIDF: 400 naming the problem; the previous state is kept.
+    let r = publish(
+        &mut bob,
+        &mut bcseq,
+        Some(&etag),
+        Some(
+            "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bob@example.com\"><tuple id=\"t\"><status><basic>open</status></tuple></presence>",
+        ),
+    );
+    assert_eq!(r.status(), Some(400), "{r:?}");
+    assert!(
+        r.start.len() > "SIP/2.0 400 Bad Request".len(),
+        "reason names the problem: {}",
+        r.start
+    );
+    // Oversize: 413.
+    let big = format!(
+        "<presence xmlns=\"urn:ietf:params:xml:ns:pidf\" entity=\"sip:bob@example.com\"><note>{}</note></presence>",
+        "x".repeat(40_000)
+    );
+    let r = publish(&mut bob, &mut bcseq, Some(&etag), Some(&big));
+    assert!(matches!(r.status(), Some(413)), "{:?}", r.start);
+    // A fetch by a second watcher (Expires: 0) sees the kept state, then ends.
+    let mut carol_like = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut c2 = 0;
+    let r = subscribe(
+        &mut carol_like,
+        "bob@example.com",
+        "presence",
+        Some(0),
+        "fetch1",
+        &mut c2,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    assert_eq!(r.header("Expires"), Some("0"));
+    let n = carol_like.wait_notify(0, T).expect("fetch NOTIFY");
+    assert!(
+        n.header("Subscription-State")
+            .unwrap()
+            .starts_with("terminated"),
+        "{n:?}"
+    );
+    assert!(n.body.contains("At my desk"), "{}", n.body);
+
+    // Modify with the entity-tag: a new state and a new tag.
+    let body = pidf("bob@example.com", "open", Some("In a meeting"));
+    let r = publish(&mut bob, &mut bcseq, Some(&etag), Some(&body));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let etag2 = r.header("SIP-ETag").unwrap().to_owned();
+    assert_ne!(etag, etag2);
+    let n = alice.wait_notify(2, T).expect("NOTIFY after modify");
+    assert!(n.body.contains("In a meeting"), "{}", n.body);
+    // The old tag is gone: 412.
+    let r = publish(&mut bob, &mut bcseq, Some(&etag), None);
+    assert_eq!(r.status(), Some(412), "{r:?}");
+
+    // bob watches his own registrations.
+    let mut bc = 0;
+    let r = subscribe(
+        &mut bob,
+        "bob@example.com",
+        "reg",
+        Some(600),
+        "reg1",
+        &mut bc,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let n = bob.wait_notify(0, T).expect("reg NOTIFY");
+    assert_eq!(n.header("Content-Type"), Some("application/reginfo+xml"));
+    assert!(n.body.contains("sip:bob@example.com"), "{}", n.body);
+
+    // Refresh in the dialog, then unsubscribe: a final NOTIFY.
+    let in_dialog = |ua: &Ua, tag: &str| {
+        vec![
+            ("From", ua.from("wtag")),
+            ("To", format!("<sip:bob@example.com>;tag={tag}")),
+            ("Contact", ua.contact()),
+            ("Event", "presence".to_owned()),
+        ]
+    };
+    let mut h = in_dialog(&alice, &tag);
+    h.push(("Expires", "300".to_owned()));
+    let r = alice.request(
+        "SUBSCRIBE",
+        "sip:bob@example.com",
+        "sub1",
+        &mut cseq,
+        &h,
+        None,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    assert_eq!(r.header("Expires"), Some("300"));
+    let seen = alice.notifies.len();
+    let mut h = in_dialog(&alice, &tag);
+    h.push(("Expires", "0".to_owned()));
+    let r = alice.request(
+        "SUBSCRIBE",
+        "sip:bob@example.com",
+        "sub1",
+        &mut cseq,
+        &h,
+        None,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let mut last = alice
+        .wait_notify(seen, T)
+        .expect("NOTIFY after unsubscribe");
+    while !last
+        .header("Subscription-State")
+        .unwrap()
+        .starts_with("terminated")
+    {
+        let k = alice.notifies.len();
+        last = alice.wait_notify(k, T).expect("final NOTIFY");
+    }
+    // The subscription is gone: another refresh is 481.
+    let mut h = in_dialog(&alice, &tag);
+    h.push(("Expires", "300".to_owned()));
+    let r = alice.request(
+        "SUBSCRIBE",
+        "sip:bob@example.com",
+        "sub1",
+        &mut cseq,
+        &h,
+        None,
+    );
+    assert_eq!(r.status(), Some(481), "{r:?}");
+}
+
+#[test]
+fn subscriptions_survive_a_killed_server() {
+    let dir = init_dir("example.com");
+    let d = dir.path();
+    add_user(d, "alice@example.com", "alice-pw");
+    add_user(d, "bob@example.com", "bob-pw");
+    let (mut srv, udp) = start(d);
+    let mut alice = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut bob = Ua::new(&udp, "bob", "example.com", "bob-pw");
+    let mut cseq = 0;
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "presence",
+        Some(600),
+        "keep1",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let first = alice.wait_notify(0, T).expect("first NOTIFY");
+    let mut bcseq = 0;
+    let body = pidf("bob@example.com", "open", Some("Before the crash"));
+    let r = publish(&mut bob, &mut bcseq, None, Some(&body));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    alice.wait_notify(1, T).expect("NOTIFY after PUBLISH");
+
+    // SIGKILL: no drain, nothing flushed beyond what was committed before each 200.
+    srv.signal("KILL");
+    srv.wait();
+    let (_srv2, udp2) = start(d);
+    // The restarted server notifies the UDP watcher at once with the current state.
+    let n = alice.wait_notify(2, T).expect("NOTIFY after the restart");
+    assert!(
+        n.header("Subscription-State")
+            .unwrap()
+            .starts_with("active"),
+        "{n:?}"
+    );
+    assert!(
+        n.body.contains("Before the crash"),
+        "publication survived: {}",
+        n.body
+    );
+    assert_eq!(n.header("Call-ID"), first.header("Call-ID"));
+    let cseq_of = |m: &Msg| -> u32 {
+        m.header("CSeq")
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    assert!(
+        cseq_of(&n) > cseq_of(&alice.notifies[1]),
+        "CSeq keeps increasing"
+    );
+    // And the subscription goes on: bob's next PUBLISH (to the new server) reaches alice.
+    let mut bob2 = Ua::new(&udp2, "bob", "example.com", "bob-pw");
+    let body = pidf("bob@example.com", "open", Some("After the restart"));
+    let r = publish(&mut bob2, &mut bcseq, None, Some(&body));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    // (The restart NOTIFY may be followed by others; the newest publication wins.)
+    loop {
+        let k = alice.notifies.len();
+        let n = alice
+            .wait_notify(k, T)
+            .expect("NOTIFY after the new PUBLISH");
+        if n.body.contains("After the restart") {
+            break;
+        }
+    }
+}
