@@ -367,9 +367,9 @@ fn sheddable(ctx: &RequestContext) -> bool {
     ) {
         return false;
     }
-    !req.to()
+    req.to()
         .and_then(Result::ok)
-        .is_some_and(|t| t.tag().is_some())
+        .is_none_or(|t| t.tag().is_none())
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
