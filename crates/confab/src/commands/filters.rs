@@ -453,7 +453,8 @@ async fn client_filter_inner(
         if json {
             print_json(&v)
         } else {
-            Ok(print_client(&v))
+            print_client(&v);
+            Ok(())
         }
     };
     match cmd {

@@ -32,9 +32,10 @@ use crate::http::error::{ApiError, ApiJson, PathParam};
 /// `number` in the API.
 fn refused(e: StoreError, position_field: &str) -> ApiError {
     match e {
-        StoreError::Invalid { field, message } if field == "position" => {
-            ApiError::invalid(position_field, message)
-        }
+        StoreError::Invalid {
+            field: "position",
+            message,
+        } => ApiError::invalid(position_field, message),
         e => ApiError::from(e),
     }
 }
