@@ -18,6 +18,7 @@ import csv
 import hashlib
 import os
 import re
+import resource
 import shutil
 import signal
 import statistics
@@ -187,6 +188,15 @@ def udp_rcvbuf_errors():
         rows = [line.split() for line in f if line.startswith("Udp:")]
     d = dict(zip(rows[0][1:], rows[1][1:]))
     return int(d.get("RcvbufErrors", 0))
+
+
+LOAD_CPU_NOTE = "(the load CPU)"
+
+
+def children_cpu():
+    """utime + stime of this process's reaped children (the SIPp generators)."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def tail(path, n=8):
@@ -627,13 +637,24 @@ class Load:
 
     @property
     def gen_limited(self):
+        """The load fell more than 15% short of the offer (whoever was the limit)."""
         return self.achieved < 0.85 * self.rate
+
+    def shortfall_reason(self):
+        if self.saturated:
+            return "server saturated"
+        if getattr(self, "gen_busy", 1.0) >= 0.85:
+            return f"generator limit: SIPp UACs at {self.gen_busy * 100:.0f}% of CPU {LOAD_CPU_NOTE}"
+        # Neither side's CPU is full: the server answers too late (queueing, storage
+        # latency, scheduling of its threads on a shared CPU); SIPp then retransmits.
+        return (f"server latency-bound: server {self.busy * 100:.0f}% of its CPU, "
+                f"SIPp UACs {getattr(self, 'gen_busy', float('nan')) * 100:.0f}%")
 
     def line(self):
         flag = "clean" if self.clean else "NOT CLEAN"
         extra = ""
         if self.gen_limited:
-            extra = " (below offered: " + ("server saturated)" if self.saturated else "generator limit)")
+            extra = f" (below offered: {self.shortfall_reason()})"
         return (f"offered {self.rate:>6.0f}/s  achieved {self.achieved:>7.0f}/s  ok {self.succ:>7}  "
                 f"failed {self.failed:>5}  retrans {self.retrans:>6}  "
                 f"drops {self.server_drops:>5} server/{self.drops:>5} all  "
@@ -734,12 +755,15 @@ class Bench:
         drops0 = udp_rcvbuf_errors()
         sdrops0 = udp_socket_drops(server.port)
         c0 = server.cpu()
+        g0 = children_cpu()
         t0 = time.time()
         running = [spawn(cmd, os.path.join(run_dir, f"sipp{i}.out"), run_dir) for i, cmd in procs]
         for p in running:
             p.wait()
         t1 = time.time()
         c1 = server.cpu()
+        # CPU of the SIPp UACs just reaped (the UAS, if any, is still running: not counted).
+        gen_cpu = children_cpu() - g0
         drops = udp_rcvbuf_errors() - drops0
         server_drops = udp_socket_drops(server.port) - sdrops0
         succ = failed = retrans = 0
@@ -762,6 +786,7 @@ class Bench:
         return Load(scenario=scenario, rate=rate, expected=per_calls * n_inst, succ=succ,
                     failed=failed, retrans=retrans, cpu=c1 - c0, elapsed=elapsed, wall=t1 - t0,
                     busy=(c1 - c0) / max(elapsed, 1e-9), drops=drops, server_drops=server_drops,
+                    gen_busy=gen_cpu / max(t1 - t0, 1e-9),
                     periodic=periodic,
                     errors=errors, run_dir=run_dir, duration=duration, cpu_share=1.0)
 
@@ -844,7 +869,7 @@ def clean_rate(loads):
         return float("nan"), ""
     best = max(clean, key=lambda r: r.rate)
     if best.gen_limited:
-        return best.achieved, "server saturated" if best.saturated else "generator limit"
+        return best.achieved, best.shortfall_reason()
     top = loads[-1]
     if top.clean and top is best:
         return best.rate, "top of the steps"
@@ -1092,7 +1117,8 @@ def main():
     ap.add_argument("--overload-max", type=float, default=16000.0)
     ap.add_argument("--overload-duration", type=float, default=10.0)
     ap.add_argument("--mem-bindings", type=int, default=100000)
-    ap.add_argument("--mem-rate", type=float, default=4000.0)
+    ap.add_argument("--mem-rate", type=float, default=1500.0,
+                    help="memory mode: REGISTERs per second (default 1500: below both servers' clean rate on a busy 2-vCPU box)")
     ap.add_argument("--mem-settle", type=float, default=40.0,
                     help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
     ap.add_argument("--recv-timeout-ms", type=int, default=8000)

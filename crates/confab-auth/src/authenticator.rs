@@ -97,6 +97,8 @@ pub struct Authenticator {
     /// The earliest expiry this run mints (one second past the window's floor).
     min_expiry: u64,
     failures: Mutex<FailureLimiter>,
+    /// `allow_foreign_unauthenticated`.
+    allow_foreign: bool,
 }
 
 /// A stable 32-bit id of a node name (FNV-1a), carried in nonces.
@@ -150,6 +152,7 @@ impl Authenticator {
                 now_s + nonce_ttl_s,
             )),
             min_expiry: now_s + nonce_ttl_s + 1,
+            allow_foreign: config.allow_foreign_unauthenticated,
             failures: Mutex::new(FailureLimiter::new(
                 config.max_failures_per_minute,
                 config.lockout_s,
@@ -188,8 +191,20 @@ impl Authenticator {
             }
         } else if from_ours {
             from_host.unwrap_or_default().to_ascii_lowercase()
-        } else {
+        } else if self.allow_foreign
+            || !matches!(
+                ctx.addressed,
+                Addressed::LocalUser(_) | Addressed::LocalInvalid
+            )
+        {
+            // The server itself (OPTIONS pings) and other domains ("Relaying denied") tell
+            // nothing about our users.
             return Need::NotRequired;
+        } else {
+            // A From of another domain proves nothing: without a federation peer (trusted)
+            // in between, a sender reaching our users must be one of them, and answering it
+            // differently (404 against 480) would tell which accounts exist.
+            self.default_realm().to_owned()
         };
         let kind = if is_register || ctx.addressed == Addressed::Server {
             ChallengeKind::Www

@@ -47,6 +47,11 @@ pub struct AuthConfig {
     /// beside the database, so nonces of a previous run verify and are answered stale=true,
     /// which clients handle without asking their user).
     pub nonce_secret: String,
+    /// Let untrusted senders whose From is another domain reach local users without
+    /// digest (inbound federation without an Access Edge). Off (the default): they are
+    /// challenged like everyone else, so no answer tells which accounts exist; federation
+    /// partners come in as trusted peers.
+    pub allow_foreign_unauthenticated: bool,
 }
 
 impl Default for AuthConfig {
@@ -60,6 +65,7 @@ impl Default for AuthConfig {
             replay_window: 100_000,
             max_tracked_pairs: 100_000,
             nonce_secret: String::new(),
+            allow_foreign_unauthenticated: false,
         }
     }
 }

@@ -11,8 +11,9 @@ use confab_sip::{HeaderName, Uri};
 use crate::authenticator::{Authenticator, Decision, Need};
 
 /// Authenticates requests in the chain: trusted peers pass (and their P-Asserted-Identity
-/// is believed), requests from our domains and every REGISTER need digest, other requests
-/// pass unauthenticated (routing accepts them only for local targets).
+/// is believed); every other request needs digest as one of our users, whatever its From
+/// says (unless `allow_foreign_unauthenticated` lets senders of other domains through to
+/// local targets).
 ///
 /// RFC 3325 on the way in: P-Asserted-Identity and P-Preferred-Identity from untrusted
 /// senders are removed; for an authenticated sender the context's

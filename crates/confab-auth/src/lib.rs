@@ -22,10 +22,14 @@
 //! * for requests other than REGISTER, From must name the authenticated account (403).
 //!   For REGISTER the registrar checks To against the identity this step establishes.
 //!
-//! **Which requests need digest:** every REGISTER, and every request whose From is in one
-//! of our domains, unless the sender is trusted. Requests from other domains pass
-//! unauthenticated; routing then accepts them only for local targets ("Relaying denied"
-//! otherwise).
+//! **Which requests need digest:** every REGISTER and every request of an untrusted sender
+//! whose From is in our domains or that is addressed to a local user, whatever its From
+//! says: a From of another domain is challenged in the default realm like an unknown user,
+//! so no answer (404 against 480) tells which accounts exist. Requests from other domains
+//! to the server itself (OPTIONS pings) or elsewhere ("Relaying denied") pass. Federation partners come in
+//! as trusted peers. `allow_foreign_unauthenticated = true` lets untrusted senders of other
+//! domains through unauthenticated; routing then accepts them only for local targets
+//! ("Relaying denied" otherwise).
 //!
 //! **What it does not do:** I/O (the user store comes in as a port trait), `auth-int`
 //! challenges (accepted from clients, not offered), `userhash`, `-sess` algorithms,

@@ -504,8 +504,39 @@ fn options_to_the_server_gets_401() {
 }
 
 #[test]
-fn foreign_sender_passes_unauthenticated_without_its_asserted_identity() {
+fn foreign_sender_is_challenged_like_an_unknown_user() {
+    // No federation peer in between: a From of another domain proves nothing, and letting
+    // it through would tell known users (480/forwarded) from unknown ones (404).
     let f = fixture("");
+    let answers: Vec<Outcome> = ["bob@example.com", "nobody@example.com"]
+        .into_iter()
+        .map(|target| {
+            let m = message(
+                "sip:carol@elsewhere.example",
+                &["P-Asserted-Identity: <sip:alice@example.com>".into()],
+            );
+            let mut c = ctx(
+                m,
+                "198.51.100.1",
+                Addressed::LocalUser(Address::parse(target).unwrap()),
+                T0_MS,
+            );
+            let out = run(&f, &mut c);
+            assert!(c.identity.is_none() && !c.trusted);
+            out
+        })
+        .collect();
+    for a in &answers {
+        let r = reply(a.clone());
+        assert_eq!(r.status, 407, "{r:?}");
+        let c = Challenge::parse(&r.headers[0].1).unwrap();
+        assert_eq!(c.realm, "example.com", "the default realm");
+    }
+}
+
+#[test]
+fn foreign_sender_passes_unauthenticated_when_allowed_without_its_asserted_identity() {
+    let f = fixture("allow_foreign_unauthenticated = true");
     let m = message(
         "sip:carol@elsewhere.example",
         &["P-Asserted-Identity: <sip:alice@example.com>".into()],

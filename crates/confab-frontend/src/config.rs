@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 /// [frontend]
 /// workers = 0                 # 0: one per CPU core
 /// max_pending_per_worker = 2000
+/// max_queue_delay_ms = 200
 /// inbox = 4096
 /// overload_retry_after_s = 5
 /// drain_timeout_s = 32
@@ -23,6 +24,12 @@ pub struct FrontendConfig {
     /// new requests are answered 503 with `Retry-After` at once (their retransmissions are
     /// then absorbed by the transaction).
     pub max_pending_per_worker: usize,
+    /// Overload control by delay: when requests have recently spent longer than this in the
+    /// chain and the registrar (a moving average), new out-of-dialog requests are answered
+    /// 503 with `Retry-After` at once instead of queueing; in-dialog requests still pass.
+    /// Below SIP's 500 ms retransmission timer, so accepted requests are answered before UDP
+    /// clients retransmit. 0 turns it off (only `max_pending_per_worker` limits).
+    pub max_queue_delay_ms: u32,
     /// Messages queued for a worker; when full, new requests are answered 503 statelessly
     /// and other messages are dropped (a UDP peer retransmits).
     pub inbox: usize,
@@ -37,6 +44,7 @@ impl Default for FrontendConfig {
         FrontendConfig {
             workers: 0,
             max_pending_per_worker: 2000,
+            max_queue_delay_ms: 200,
             inbox: 4096,
             overload_retry_after_s: 5,
             drain_timeout_s: 32,

@@ -506,6 +506,7 @@ impl FrontendBuilder {
                 inbox: rx,
                 originated: std::collections::HashMap::new(),
                 next_key: 0,
+                delay: worker::QueueDelay::default(),
             };
             tasks.push(tokio::spawn(w.run()));
         }

@@ -32,17 +32,50 @@ pub(crate) enum WorkerMsg {
     },
 }
 
-/// A chain or registrar run that finished.
+/// A chain or registrar run that finished; `started` is when the request entered the chain.
 enum Done {
     Chain {
         tx: TxId,
         ctx: Box<RequestContext>,
         outcome: Outcome,
+        started: std::time::Instant,
     },
     Register {
         tx: TxId,
         response: confab_sip::Message,
+        started: std::time::Instant,
     },
+}
+
+/// Delay-based overload detection: a moving average of how long requests spent in the
+/// chain and the registrar (queueing for the CPU, the user store, the group commit). Past
+/// `frontend.max_queue_delay_ms` new dialog-creating and out-of-dialog requests get 503 with
+/// `Retry-After` at once: an answer later than SIP's 500 ms retransmission timer only brings
+/// retransmissions, which cost CPU and make the queue longer still (the collapse the
+/// overload benchmark shows without it). In-dialog requests (BYE, re-INVITE, ACK) are never
+/// shed this way, so calls in progress complete.
+#[derive(Debug, Default)]
+pub(crate) struct QueueDelay {
+    /// Exponentially weighted average (weight 1/8) of the latest requests' time in the chain,
+    /// in microseconds.
+    avg_us: u64,
+}
+
+impl QueueDelay {
+    fn sample(&mut self, started: std::time::Instant) {
+        let us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.avg_us = self.avg_us - self.avg_us / 8 + us / 8;
+    }
+
+    /// Whether a new request should be shed; `pending` is the number of requests in the
+    /// chain (with none, there is no queue, whatever the average says).
+    fn overloaded(&mut self, pending: usize, limit_ms: u32) -> bool {
+        if pending == 0 {
+            self.avg_us = 0;
+            return false;
+        }
+        limit_ms > 0 && self.avg_us > u64::from(limit_ms) * 1000
+    }
 }
 
 type DoneFuture = Pin<Box<dyn Future<Output = Done> + Send>>;
@@ -55,6 +88,7 @@ pub(crate) struct Worker {
     /// Requests sent with `Proxy::originate`, by key, waiting for their final status.
     pub(crate) originated: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u16>>,
     pub(crate) next_key: u64,
+    pub(crate) delay: QueueDelay,
 }
 
 fn wall_ms() -> u64 {
@@ -147,7 +181,12 @@ impl Worker {
                         let r = self.busy("Server shutting down");
                         self.proxy
                             .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
-                    } else if pending.len() >= self.shared.config.max_pending_per_worker {
+                    } else if pending.len() >= self.shared.config.max_pending_per_worker
+                        || (sheddable(&ctx)
+                            && self
+                                .delay
+                                .overloaded(pending.len(), self.shared.config.max_queue_delay_ms))
+                    {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "overload")
                             .increment(1);
                         let r = self.busy("Server overloaded");
@@ -155,10 +194,16 @@ impl Worker {
                             .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
                     } else {
                         let chain = self.shared.chain.clone();
+                        let started = std::time::Instant::now();
                         pending.push(Box::pin(async move {
                             let mut ctx = ctx;
                             let outcome = chain.run(&mut ctx).await;
-                            Done::Chain { tx, ctx, outcome }
+                            Done::Chain {
+                                tx,
+                                ctx,
+                                outcome,
+                                started,
+                            }
                         }));
                     }
                 }
@@ -181,6 +226,7 @@ impl Worker {
                 tx,
                 ctx,
                 outcome: Outcome::Register,
+                started,
             } => {
                 crate::txlog::outcome(&ctx, &Outcome::Register);
                 let registrar = self.shared.registrar.clone();
@@ -212,14 +258,29 @@ impl Worker {
                             }
                         });
                     }
-                    Done::Register { tx, response }
+                    Done::Register {
+                        tx,
+                        response,
+                        started,
+                    }
                 }));
             }
-            Done::Chain { tx, ctx, outcome } => {
+            Done::Chain {
+                tx,
+                ctx,
+                outcome,
+                started,
+            } => {
                 crate::txlog::outcome(&ctx, &outcome);
+                self.delay.sample(started);
                 self.proxy.handle_outcome(now, tx, *ctx, outcome);
             }
-            Done::Register { tx, response } => {
+            Done::Register {
+                tx,
+                response,
+                started,
+            } => {
+                self.delay.sample(started);
                 self.proxy.send_response(now, tx, response);
             }
         }
@@ -296,6 +357,21 @@ async fn send_response_by_via(
     }
 }
 
+/// Requests the delay-based shedding may refuse: out-of-dialog requests (no To tag) other
+/// than ACK and CANCEL, which belong to transactions already accepted.
+fn sheddable(ctx: &RequestContext) -> bool {
+    let req = &ctx.request;
+    if matches!(
+        req.method(),
+        Some(confab_sip::Method::Ack | confab_sip::Method::Cancel)
+    ) {
+        return false;
+    }
+    !req.to()
+        .and_then(Result::ok)
+        .is_some_and(|t| t.tag().is_some())
+}
+
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     match deadline {
         Some(d) => tokio::time::sleep_until(d).await,
@@ -328,4 +404,50 @@ pub(crate) async fn reject_overloaded(shared: &Shared, inb: &Inbound) {
         .transport
         .send(&Target::Flow(inb.flow), resp.to_bytes())
         .await;
+}
+
+#[cfg(test)]
+mod delay_tests {
+    use std::time::{Duration, Instant};
+
+    use super::QueueDelay;
+
+    fn ago(ms: u64) -> Instant {
+        Instant::now()
+            .checked_sub(Duration::from_millis(ms))
+            .unwrap_or_else(Instant::now)
+    }
+
+    #[test]
+    fn sheds_only_while_recent_requests_waited_too_long() {
+        let mut d = QueueDelay::default();
+        // Fast requests: never overloaded.
+        for _ in 0..50 {
+            d.sample(ago(1));
+        }
+        assert!(!d.overloaded(10, 200));
+        // Requests that waited 600 ms: the average crosses 200 ms within a few samples.
+        for _ in 0..8 {
+            d.sample(ago(600));
+        }
+        assert!(d.overloaded(10, 200));
+        assert!(!d.overloaded(10, 0), "0 turns it off");
+        // Fast completions bring it back down.
+        for _ in 0..40 {
+            d.sample(ago(1));
+        }
+        assert!(!d.overloaded(10, 200));
+    }
+
+    #[test]
+    fn an_empty_queue_is_never_overloaded_and_resets_the_average() {
+        let mut d = QueueDelay::default();
+        for _ in 0..20 {
+            d.sample(ago(900));
+        }
+        assert!(d.overloaded(1, 200));
+        assert!(!d.overloaded(0, 200));
+        // The stale average was dropped: one fresh request is not refused.
+        assert!(!d.overloaded(1, 200));
+    }
 }

@@ -290,10 +290,20 @@ impl SqliteStore {
             (src.to_owned(), None)
         };
         let source_str = utf8(&source)?.to_owned();
+        let bindings = self.inner.bindings.clone();
+        let users = self.inner.users.clone();
         let result = self
             .inner
             .writer
-            .exclusive(move |conn| Box::pin(replace_content(conn, source_str)))
+            .exclusive(move |conn| {
+                Box::pin(async move {
+                    let r = replace_content(conn, source_str).await;
+                    // Inside the job, so no later write reads the old mirror.
+                    bindings.invalidate();
+                    users.invalidate();
+                    r
+                })
+            })
             .await;
         if let Some(tmp) = tmp {
             let _ = std::fs::remove_file(tmp);

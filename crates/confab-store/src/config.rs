@@ -38,6 +38,10 @@ pub struct StoreConfig {
     pub max_batch: usize,
     /// Writes that may wait for the writer before callers are slowed down (back-pressure).
     pub queue_depth: usize,
+    /// Users whose record (credentials) is kept in memory for digest checks; 0 turns the
+    /// cache off. Changes made through this server apply at once; changes made by another
+    /// process (`confab user ...` beside a running server) within 2 s.
+    pub user_cache_entries: usize,
 }
 
 impl Default for StoreConfig {
@@ -49,6 +53,7 @@ impl Default for StoreConfig {
             read_connections: 4,
             max_batch: 512,
             queue_depth: 4_096,
+            user_cache_entries: 10_000,
         }
     }
 }

@@ -41,7 +41,9 @@ pub(crate) struct Inner {
     pub(crate) writer: Writer,
     pub(crate) restores: watch::Sender<u64>,
     /// In-memory mirror of the `bindings` table (`registrations.rs`).
-    pub(crate) bindings: crate::registrations::BindingCache,
+    pub(crate) bindings: Arc<crate::registrations::BindingCache>,
+    /// Bounded cache of `get_user` answers (`users.rs`).
+    pub(crate) users: Arc<crate::users::UserCache>,
     #[cfg(test)]
     pub(crate) fail_commits: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -201,7 +203,15 @@ impl SqliteStore {
             .await
             .map_err(|e| sqlite_err(&path, e))?;
 
-        let writer = Writer::spawn(conn, config.max_batch, config.queue_depth);
+        let bindings: Arc<crate::registrations::BindingCache> = Default::default();
+        let users = Arc::new(crate::users::UserCache::new(config.user_cache_entries));
+        let on_abort = {
+            let bindings = bindings.clone();
+            // A rolled-back batch may have updated the mirror: drop it before the next
+            // batch reads it (it is reloaded on next use).
+            Box::new(move || bindings.invalidate())
+        };
+        let writer = Writer::spawn(conn, config.max_batch, config.queue_depth, on_abort);
         let (restores, _) = watch::channel(0);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -210,7 +220,8 @@ impl SqliteStore {
                 read,
                 writer,
                 restores,
-                bindings: Default::default(),
+                bindings,
+                users,
                 #[cfg(test)]
                 fail_commits,
             }),

@@ -194,7 +194,8 @@ fn write_error(e: sqlx::Error) -> StoreError {
     }
 }
 
-async fn insert(conn: &mut SqliteConnection, b: &Binding) -> Result<(), StoreError> {
+/// Inserts `b` and returns its row id.
+async fn insert(conn: &mut SqliteConnection, b: &Binding) -> Result<i64, StoreError> {
     sqlx::query(
         "INSERT INTO bindings (aor, contact, params, q, expires_at, call_id, cseq, instance, \
          reg_id, flow, transport, source, node, path, user_agent, registered_at, updated_at, \
@@ -222,8 +223,16 @@ async fn insert(conn: &mut SqliteConnection, b: &Binding) -> Result<(), StoreErr
     .bind(b.temp_gruu.map(|t| i64::from(t.issued)))
     .execute(&mut *conn)
     .await
-    .map(|_| ())
+    .map(|r| r.last_insert_rowid())
     .map_err(write_error)
+}
+
+/// The mirror said a row exists that the table does not have: drop the mirror (reloaded on
+/// next use) and fail this write (the client retries).
+fn out_of_step(inner: &Inner) -> StoreError {
+    inner.bindings.invalidate();
+    tracing::warn!("binding mirror out of step with the table; reloading it");
+    StoreError::unavailable("binding mirror out of step with the table; retry")
 }
 
 async fn update_row(conn: &mut SqliteConnection, id: i64, b: &Binding) -> Result<(), StoreError> {
@@ -254,8 +263,15 @@ async fn update_row(conn: &mut SqliteConnection, id: i64, b: &Binding) -> Result
     .bind(id)
     .execute(&mut *conn)
     .await
-    .map(|_| ())
+    .map(|r| r.rows_affected())
     .map_err(write_error)
+    .and_then(|n| {
+        if n == 1 {
+            Ok(())
+        } else {
+            Err(StoreError::unavailable("binding row vanished"))
+        }
+    })
 }
 
 async fn update(
@@ -264,19 +280,27 @@ async fn update(
     plan: BindingPlan,
     inner: Arc<Inner>,
 ) -> Result<UpdateOutcome, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "SELECT ",
-        columns!(),
-        " FROM bindings WHERE aor = ? ORDER BY registered_at, id"
-    ))
-    .bind(aor.as_str())
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    let mut old: Vec<(i64, Binding)> = rows
-        .into_iter()
-        .map(Row::into_binding)
-        .collect::<Result<_, _>>()?;
+    // The AOR's rows: from the mirror when it is loaded (it is exact: every write updates
+    // it in writer order, a rolled-back batch or a restore drops it), else from the table.
+    let cached = inner.bindings.get(&aor);
+    let from_mirror = cached.is_some();
+    let mut old: Vec<(i64, Binding)> = match cached {
+        Some(set) => set?,
+        None => {
+            let rows: Vec<Row> = sqlx::query_as(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM bindings WHERE aor = ? ORDER BY registered_at, id"
+            ))
+            .bind(aor.as_str())
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(unavailable)?;
+            rows.into_iter()
+                .map(Row::into_binding)
+                .collect::<Result<_, _>>()?
+        }
+    };
     let before: Vec<Binding> = old.iter().map(|(_, b)| b.clone()).collect();
     let after = match plan(&before) {
         Ok(set) => set,
@@ -286,7 +310,8 @@ async fn update(
         validate(b, &aor)?;
     }
     // Pair new bindings with old rows by (registered_at, contact); each old row pairs once.
-    let mut new_rows: Vec<&Binding> = Vec::new();
+    // `ids[i]` is the row id of `after[i]` (None until inserted).
+    let mut ids: Vec<Option<i64>> = Vec::with_capacity(after.len());
     for b in &after {
         let paired = old
             .iter()
@@ -295,23 +320,37 @@ async fn update(
             Some(i) => {
                 let (id, o) = old.swap_remove(i);
                 if o != *b {
-                    update_row(conn, id, b).await?;
+                    update_row(conn, id, b)
+                        .await
+                        .map_err(|e| if from_mirror { out_of_step(&inner) } else { e })?;
                 }
+                ids.push(Some(id));
             }
-            None => new_rows.push(b),
+            None => ids.push(None),
         }
     }
     for (id, _) in &old {
-        sqlx::query("DELETE FROM bindings WHERE id = ?")
+        let n = sqlx::query("DELETE FROM bindings WHERE id = ?")
             .bind(id)
             .execute(&mut *conn)
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            .rows_affected();
+        if n != 1 && from_mirror {
+            return Err(out_of_step(&inner));
+        }
     }
-    for b in new_rows {
-        insert(conn, b).await?;
+    for (b, id) in after.iter().zip(ids.iter_mut()) {
+        if id.is_none() {
+            *id = Some(insert(conn, b).await?);
+        }
     }
-    inner.bindings.set(&aor, &after);
+    let rows: Vec<(i64, &Binding)> = ids
+        .into_iter()
+        .zip(after.iter())
+        .map(|(id, b)| (id.unwrap_or_default(), b))
+        .collect();
+    inner.bindings.set(&aor, &rows);
     Ok(UpdateOutcome::Applied(BindingsUpdate { before, after }))
 }
 
@@ -331,9 +370,12 @@ async fn remove_expired(
     .fetch_all(&mut *conn)
     .await
     .map_err(unavailable)?;
-    let removed = rows_to_bindings(rows)?;
+    let removed: Vec<(i64, Binding)> = rows
+        .into_iter()
+        .map(Row::into_binding)
+        .collect::<Result<_, _>>()?;
     inner.bindings.remove(&removed);
-    Ok(removed)
+    Ok(removed.into_iter().map(|(_, b)| b).collect())
 }
 
 async fn remove_flow(
@@ -360,9 +402,12 @@ async fn remove_flow(
         .fetch_all(&mut *conn)
         .await
         .map_err(unavailable)?;
-    let removed = rows_to_bindings(rows)?;
+    let removed: Vec<(i64, Binding)> = rows
+        .into_iter()
+        .map(Row::into_binding)
+        .collect::<Result<_, _>>()?;
     inner.bindings.remove(&removed);
-    Ok(removed)
+    Ok(removed.into_iter().map(|(_, b)| b).collect())
 }
 
 /// Cursor text: `<registered_at>.<id>.<hex of the AOR>` of the last binding of the previous
@@ -437,15 +482,13 @@ impl SqliteStore {
             .writer
             .exclusive(move |conn| Box::pin(load_mirror(conn, inner, generation)))
             .await?;
-        if !self.inner.bindings.watching.swap(true, Ordering::SeqCst) {
-            tokio::spawn(watch_foreign_writes(Arc::downgrade(&self.inner)));
-        }
+        watch_foreign_writes_once(&self.inner);
         Ok(())
     }
 
     /// Checks now for other processes' writes (what the watch task does periodically).
     #[cfg(test)]
-    async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
+    pub(crate) async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
         let inner = self.inner.clone();
         self.inner
             .writer
@@ -466,7 +509,8 @@ impl SqliteStore {
                 if let Some(m) = g.as_ref().filter(|m| m.generation == generation) {
                     return match m.map.get(aor.as_str()) {
                         None => Ok(Vec::new()),
-                        Some(data) => decode(aor, data, Some(now)),
+                        Some(data) => decode(aor, data, Some(now))
+                            .map(|v| v.into_iter().map(|(_, b)| b).collect()),
                     };
                 }
             }
@@ -502,6 +546,12 @@ impl RegistrationStore for SqliteStore {
         aor: &Address,
         plan: BindingPlan,
     ) -> Result<UpdateOutcome, StoreError> {
+        // Load the mirror first so the write reads the AOR's rows from it (no SELECT on
+        // the writer connection). A failed load leaves the write to read the table.
+        if self.inner.bindings.read().is_none() {
+            let generation = *self.inner.restores.borrow();
+            let _ = self.ensure_mirror(generation).await;
+        }
         let aor = aor.clone();
         self.binding_write(move |conn, inner| Box::pin(update(conn, aor, plan, inner)))
             .await
@@ -640,29 +690,39 @@ impl BindingCache {
         self.mirror.write().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The AOR's bindings with their row ids, if the mirror is loaded (inside a writer job).
+    fn get(&self, aor: &Address) -> Option<Result<Vec<(i64, Binding)>, StoreError>> {
+        let g = self.read();
+        let m = g.as_ref()?;
+        Some(match m.map.get(aor.as_str()) {
+            None => Ok(Vec::new()),
+            Some(data) => decode(aor, data, None),
+        })
+    }
+
     /// Forgets the mirror; the next lookup reloads it.
-    fn invalidate(&self) {
+    pub(crate) fn invalidate(&self) {
         *self.write() = None;
     }
 
     /// Sets the AOR's bindings (called inside a writer job, in writer order).
-    fn set(&self, aor: &Address, set: &[Binding]) {
+    fn set(&self, aor: &Address, set: &[(i64, &Binding)]) {
         let mut g = self.write();
         let Some(m) = g.as_mut() else { return };
         if set.is_empty() {
             m.map.remove(aor.as_str());
         } else {
             let mut data = Vec::new();
-            encode(set, &mut data);
+            encode(set.iter().copied(), &mut data);
             m.map.insert(aor.as_str().into(), data.into_boxed_slice());
         }
     }
 
     /// Drops `removed` bindings from their AORs' entries (inside a writer job).
-    fn remove(&self, removed: &[Binding]) {
+    fn remove(&self, removed: &[(i64, Binding)]) {
         let mut g = self.write();
         let Some(m) = g.as_mut() else { return };
-        let mut aors: Vec<&Address> = removed.iter().map(|b| &b.aor).collect();
+        let mut aors: Vec<&Address> = removed.iter().map(|(_, b)| &b.aor).collect();
         aors.sort();
         aors.dedup();
         for aor in aors {
@@ -674,12 +734,12 @@ impl BindingCache {
                 *g = None;
                 return;
             };
-            set.retain(|b| !removed.contains(b));
+            set.retain(|(id, _)| !removed.iter().any(|(r, _)| r == id));
             if set.is_empty() {
                 m.map.remove(aor.as_str());
             } else {
                 let mut out = Vec::new();
-                encode(&set, &mut out);
+                encode(set.iter().map(|(id, b)| (*id, b)), &mut out);
                 m.map.insert(aor.as_str().into(), out.into_boxed_slice());
             }
         }
@@ -703,12 +763,12 @@ async fn load_mirror(
 ) -> Result<(), StoreError> {
     let mut map: HashMap<Box<str>, Box<[u8]>> = HashMap::new();
     let mut after: Option<(String, i64, i64)> = None;
-    let mut current: Option<(Address, Vec<Binding>)> = None;
+    let mut current: Option<(Address, Vec<(i64, Binding)>)> = None;
     let mut data = Vec::new();
-    let mut flush = |cur: Option<(Address, Vec<Binding>)>, data: &mut Vec<u8>| {
+    let mut flush = |cur: Option<(Address, Vec<(i64, Binding)>)>, data: &mut Vec<u8>| {
         if let Some((aor, set)) = cur {
             data.clear();
-            encode(&set, data);
+            encode(set.iter().map(|(id, b)| (*id, b)), data);
             map.insert(aor.as_str().into(), data.as_slice().into());
         }
     };
@@ -745,9 +805,9 @@ async fn load_mirror(
             let (id, b) = row.into_binding()?;
             after = Some((b.aor.to_string(), b.registered_at.as_millis(), id));
             match &mut current {
-                Some((aor, set)) if *aor == b.aor => set.push(b),
+                Some((aor, set)) if *aor == b.aor => set.push((id, b)),
                 _ => {
-                    let next = Some((b.aor.clone(), vec![b]));
+                    let next = Some((b.aor.clone(), vec![(id, b)]));
                     flush(std::mem::replace(&mut current, next), &mut data);
                 }
             }
@@ -781,12 +841,24 @@ async fn check_foreign_writes(
     inner: Arc<Inner>,
 ) -> Result<(), StoreError> {
     let now = data_version(conn).await?;
+    let seen = inner.users.seen_data_version.swap(now, Ordering::SeqCst);
+    if seen != now {
+        inner.users.invalidate();
+    }
     let mut g = inner.bindings.write();
     if g.as_ref().is_some_and(|m| m.data_version != now) {
         tracing::info!("bindings table changed by another process; reloading the mirror");
         *g = None;
     }
     Ok(())
+}
+
+/// Starts the foreign-write watch task unless it runs (the binding mirror and the user
+/// cache depend on it).
+pub(crate) fn watch_foreign_writes_once(inner: &Arc<Inner>) {
+    if !inner.bindings.watching.swap(true, Ordering::SeqCst) {
+        tokio::spawn(watch_foreign_writes(Arc::downgrade(inner)));
+    }
 }
 
 /// How often the mirror checks for other processes' writes.
@@ -813,7 +885,7 @@ async fn watch_foreign_writes(inner: std::sync::Weak<Inner>) {
 
 // ---- compact encoding of an AOR's bindings --------------------------------------------------
 //
-// Per binding: flags u8 | expires_at i64 | registered_at i64 | updated_at i64 | cseq u32 |
+// Per binding: row id i64 | flags u8 | expires_at i64 | registered_at i64 | updated_at i64 | cseq u32 |
 // [q u16] | [reg_id u32] | [temp-GRUU id u64, issued u32] | transport u8 | source (4 or 16
 // address bytes, port u16) | strings, each u16 length + bytes: contact, params, call_id,
 // [instance], flow token, node, path (values joined by LF, empty for none), [user agent].
@@ -831,8 +903,9 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
     out.extend_from_slice(s.as_bytes());
 }
 
-fn encode(set: &[Binding], out: &mut Vec<u8>) {
-    for b in set {
+fn encode<'a>(set: impl Iterator<Item = (i64, &'a Binding)>, out: &mut Vec<u8>) {
+    for (id, b) in set {
+        out.extend_from_slice(&id.to_le_bytes());
         let mut flags = 0;
         if b.q.is_some() {
             flags |= F_Q;
@@ -920,11 +993,17 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// Decodes an AOR's entry; with `now`, only bindings not expired at `now`.
-fn decode(aor: &Address, data: &[u8], now: Option<Timestamp>) -> Result<Vec<Binding>, StoreError> {
+/// Decodes an AOR's entry (row ids and bindings); with `now`, only bindings not expired at
+/// `now`.
+fn decode(
+    aor: &Address,
+    data: &[u8],
+    now: Option<Timestamp>,
+) -> Result<Vec<(i64, Binding)>, StoreError> {
     let mut r = Reader { data };
     let mut out = Vec::new();
     while !r.data.is_empty() {
+        let id = i64::from_le_bytes(r.array()?);
         let [flags] = r.array()?;
         let expires_at = Timestamp(i64::from_le_bytes(r.array()?));
         let registered_at = Timestamp(i64::from_le_bytes(r.array()?));
@@ -980,32 +1059,35 @@ fn decode(aor: &Address, data: &[u8], now: Option<Timestamp>) -> Result<Vec<Bind
         if now.is_some_and(|now| expires_at <= now) {
             continue;
         }
-        out.push(Binding {
-            aor: aor.clone(),
-            contact,
-            params,
-            q,
-            expires_at,
-            call_id,
-            cseq,
-            instance,
-            reg_id,
-            flow: FlowInfo {
-                token,
-                transport,
-                source: SocketAddr::new(ip, port),
-                node,
+        out.push((
+            id,
+            Binding {
+                aor: aor.clone(),
+                contact,
+                params,
+                q,
+                expires_at,
+                call_id,
+                cseq,
+                instance,
+                reg_id,
+                flow: FlowInfo {
+                    token,
+                    transport,
+                    source: SocketAddr::new(ip, port),
+                    node,
+                },
+                path: if path.is_empty() {
+                    Vec::new()
+                } else {
+                    path.split('\n').map(str::to_owned).collect()
+                },
+                user_agent,
+                registered_at,
+                updated_at,
+                temp_gruu,
             },
-            path: if path.is_empty() {
-                Vec::new()
-            } else {
-                path.split('\n').map(str::to_owned).collect()
-            },
-            user_agent,
-            registered_at,
-            updated_at,
-            temp_gruu,
-        });
+        ));
     }
     Ok(out)
 }
@@ -1254,6 +1336,79 @@ mod tests {
         assert_eq!(
             store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
             vec![old]
+        );
+    }
+
+    /// The write path reads an AOR's rows from the mirror: a rolled-back batch must drop the
+    /// mirror before the caller (or the next batch) sees anything, and a mirror that
+    /// disagrees with the table must be caught, not written through.
+    #[tokio::test]
+    async fn write_path_mirror_is_dropped_on_abort_and_checked_against_the_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(&dir).await;
+        let a = "gina@example.com";
+        let b1 = binding(a, "sip:g@192.0.2.7", 1, 10_000);
+        applied(&store, a, put(vec![b1.clone()])).await;
+        assert!(
+            store.inner.bindings.stats().is_some(),
+            "a write loads the mirror"
+        );
+
+        // Aborted batch: the mirror is gone by the time the caller hears Unavailable.
+        store.fail_next_commits(1);
+        let r = store
+            .update_bindings(&aor(a), put(vec![binding(a, "sip:g@192.0.2.8", 2, 10_000)]))
+            .await;
+        assert!(matches!(r, Err(StoreError::Unavailable { .. })), "{r:?}");
+        assert!(store.inner.bindings.stats().is_none());
+        // The next write reloads it and sees the committed row only.
+        let u = applied(&store, a, Box::new(|cur: &[Binding]| Ok(cur.to_vec()))).await;
+        assert_eq!(u.before, vec![b1.clone()]);
+
+        // Another writer removes the row behind the mirror's back (as a foreign process
+        // would): refreshing the binding must fail, drop the mirror, and succeed on retry.
+        store
+            .inner
+            .writer
+            .write(|conn| {
+                Box::pin(async move {
+                    sqlx::query("DELETE FROM bindings")
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| ())
+                        .map_err(unavailable)
+                })
+            })
+            .await
+            .unwrap();
+        let refreshed = Binding {
+            expires_at: Timestamp(20_000),
+            ..b1.clone()
+        };
+        let r = store
+            .update_bindings(&aor(a), put(vec![refreshed.clone()]))
+            .await;
+        assert!(matches!(r, Err(StoreError::Unavailable { .. })), "{r:?}");
+        let u = applied(&store, a, put(vec![refreshed.clone()])).await;
+        assert!(
+            u.before.is_empty(),
+            "reloaded from the table: {:?}",
+            u.before
+        );
+        assert_eq!(
+            store.lookup(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![refreshed.clone()]
+        );
+        // Row ids in the mirror follow the table: a later refresh updates that row.
+        let again = Binding {
+            expires_at: Timestamp(30_000),
+            ..refreshed
+        };
+        applied(&store, a, put(vec![again.clone()])).await;
+        assert_eq!(store.count_bindings().await.unwrap(), 1);
+        assert_eq!(
+            store.lookup_in_db(&aor(a), Timestamp(0)).await.unwrap(),
+            vec![again]
         );
     }
 

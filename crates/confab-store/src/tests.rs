@@ -179,3 +179,75 @@ async fn commit_failure_reports_no_success_for_unsaved_writes() {
         .unwrap();
     assert_eq!(users.count_users().await.unwrap(), 2);
 }
+
+/// The user cache answers repeated digest lookups from memory, and never serves a record
+/// older than the last change: changes through the store apply at once, another process's
+/// changes at the next foreign-write check, and a read that raced a change is not cached.
+#[tokio::test]
+async fn user_cache_follows_every_change() {
+    use confab_core::Ha1Set;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    let a = addr("alice@x.org");
+    let creds = |pw: &str| Some(Ha1Set::compute("alice", "x.org", pw));
+
+    // Not found is cached too, and adding the user clears it.
+    assert_eq!(store.get_user(&a).await.unwrap(), None);
+    assert_eq!(store.inner.users.len(), 1);
+    let mut nu = NewUser::new(a.clone());
+    nu.credentials = creds("one");
+    store.add_user(nu).await.unwrap();
+    assert_eq!(store.inner.users.len(), 0);
+    let u = store.get_user(&a).await.unwrap().unwrap();
+    assert_eq!(u.credentials, creds("one"));
+    assert_eq!(store.inner.users.len(), 1);
+
+    // A change through the store: the next read sees it.
+    store.set_password(&a, creds("two").unwrap()).await.unwrap();
+    let u = store.get_user(&a).await.unwrap().unwrap();
+    assert_eq!(u.credentials, creds("two"));
+
+    // Another process changes the password: seen once the foreign-write check ran, and the
+    // check leaves the cache alone when nothing foreign happened.
+    store.check_foreign_writes_now().await.unwrap();
+    store.get_user(&a).await.unwrap();
+    store.check_foreign_writes_now().await.unwrap();
+    assert_eq!(store.inner.users.len(), 1, "no foreign write, cache kept");
+    let other = SqliteStore::open(StoreConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap();
+    other
+        .set_password(&a, creds("three").unwrap())
+        .await
+        .unwrap();
+    other.close().await;
+    store.check_foreign_writes_now().await.unwrap();
+    let u = store.get_user(&a).await.unwrap().unwrap();
+    assert_eq!(u.credentials, creds("three"));
+
+    // A read taken before an invalidation is not cached after it.
+    let cache = &store.inner.users;
+    let v = cache.version();
+    cache.invalidate();
+    assert!(!cache.insert(v, &a, &None));
+    assert_eq!(cache.get(&a), None);
+
+    // Removal: the user is gone for the next digest check.
+    store.remove_user(&a).await.unwrap();
+    assert_eq!(store.get_user(&a).await.unwrap(), None);
+}
+
+/// With the cache off nothing is kept.
+#[tokio::test]
+async fn user_cache_can_be_turned_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path().join("t.db"));
+    cfg.user_cache_entries = 0;
+    let store = SqliteStore::open_or_create(cfg).await.unwrap();
+    store
+        .add_user(NewUser::new(addr("bob@x.org")))
+        .await
+        .unwrap();
+    assert!(store.get_user(&addr("bob@x.org")).await.unwrap().is_some());
+    assert_eq!(store.inner.users.len(), 0);
+}

@@ -1,5 +1,7 @@
 //! [`UserStore`] on SQLite.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -318,13 +320,28 @@ fn parse_cursor(c: &Cursor) -> Result<Address, StoreError> {
     })
 }
 
+impl SqliteStore {
+    /// A write to the users table: the user cache is cleared once its outcome is known
+    /// (committed or not), before the caller hears it.
+    async fn user_write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(
+                &'c mut SqliteConnection,
+            ) -> crate::writer::BoxFut<'c, Result<T, StoreError>>
+            + Send
+            + 'static,
+    {
+        let r = self.inner.writer.write(f).await;
+        self.inner.users.invalidate();
+        r
+    }
+}
+
 #[async_trait]
 impl UserStore for SqliteStore {
     async fn add_user(&self, user: NewUser) -> Result<User, StoreError> {
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(add(conn, user)))
-            .await
+        self.user_write(move |conn| Box::pin(add(conn, user))).await
     }
 
     async fn modify_user(
@@ -333,31 +350,35 @@ impl UserStore for SqliteStore {
         changes: UserChanges,
     ) -> Result<User, StoreError> {
         let address = address.clone();
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(modify(conn, address, changes)))
+        self.user_write(move |conn| Box::pin(modify(conn, address, changes)))
             .await
     }
 
     async fn set_password(&self, address: &Address, credentials: Ha1Set) -> Result<(), StoreError> {
         let address = address.clone();
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(set_password(conn, address, credentials)))
+        self.user_write(move |conn| Box::pin(set_password(conn, address, credentials)))
             .await
     }
 
     async fn remove_user(&self, address: &Address) -> Result<(), StoreError> {
         let address = address.clone();
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(remove(conn, address)))
+        self.user_write(move |conn| Box::pin(remove(conn, address)))
             .await
     }
 
     async fn get_user(&self, address: &Address) -> Result<Option<User>, StoreError> {
+        let cache = &self.inner.users;
+        if let Some(hit) = cache.get(address) {
+            return Ok(hit);
+        }
+        let version = cache.version();
         let mut conn = self.inner.read.acquire().await.map_err(unavailable)?;
-        fetch_user(&mut conn, address).await
+        let user = fetch_user(&mut conn, address).await?;
+        drop(conn);
+        if cache.insert(version, address, &user) {
+            crate::registrations::watch_foreign_writes_once(&self.inner);
+        }
+        Ok(user)
     }
 
     async fn find_user_by_phone(&self, phone: &PhoneNumber) -> Result<Option<User>, StoreError> {
@@ -429,9 +450,84 @@ impl UserStore for SqliteStore {
         &self,
         rows: Vec<ImportRow>,
     ) -> Result<Vec<Result<ImportOutcome, StoreError>>, StoreError> {
-        self.inner
-            .writer
-            .write(move |conn| Box::pin(import(conn, rows)))
+        self.user_write(move |conn| Box::pin(import(conn, rows)))
             .await
+    }
+}
+
+// ---- the user cache ----------------------------------------------------------------------
+
+/// A bounded cache of [`UserStore::get_user`] answers (found and not found), so the digest
+/// check of a known client does not read SQLite every time. Entries are only ever filled
+/// from committed data read after the current `version` was taken; every user write through
+/// this store clears the whole cache once it has committed (or failed), a restore clears it
+/// inside its writer job, and another process's commit (`confab user add` / `passwd` /
+/// `remove` beside a running server) clears it within 2 s (the foreign-write check of
+/// `registrations.rs`). When full it is cleared rather than evicting one by one: cheap, and a
+/// refill costs one read per user. `store.user_cache_entries = 0` turns it off.
+#[derive(Debug, Default)]
+pub(crate) struct UserCache {
+    map: std::sync::Mutex<HashMap<Address, Option<User>>>,
+    /// Bumped by every invalidation; a read started under an older version is not cached.
+    version: AtomicU64,
+    capacity: usize,
+    /// `PRAGMA data_version` seen by the last foreign-write check (`i64::MIN`: none yet).
+    pub(crate) seen_data_version: AtomicI64,
+}
+
+impl UserCache {
+    pub(crate) fn new(capacity: usize) -> UserCache {
+        UserCache {
+            map: Default::default(),
+            version: AtomicU64::new(0),
+            capacity,
+            seen_data_version: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Address, Option<User>>> {
+        self.map
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub(crate) fn get(&self, address: &Address) -> Option<Option<User>> {
+        if self.capacity == 0 {
+            return None;
+        }
+        self.lock().get(address).cloned()
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.version.load(Ordering::SeqCst)
+    }
+
+    /// Caches `user` read at `version`, unless an invalidation happened since. Returns
+    /// whether it was cached.
+    pub(crate) fn insert(&self, version: u64, address: &Address, user: &Option<User>) -> bool {
+        if self.capacity == 0 {
+            return false;
+        }
+        let mut map = self.lock();
+        // Checked under the lock: `invalidate` bumps the version before it takes the lock.
+        if self.version.load(Ordering::SeqCst) != version {
+            return false;
+        }
+        if map.len() >= self.capacity {
+            map.clear();
+        }
+        map.insert(address.clone(), user.clone());
+        true
+    }
+
+    /// Forgets every entry.
+    pub(crate) fn invalidate(&self) {
+        self.version.fetch_add(1, Ordering::SeqCst);
+        self.lock().clear();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
     }
 }

@@ -729,6 +729,8 @@ read_connections = {read_conns}
 max_batch = {max_batch}
 # Writes that may wait for the writer before callers are slowed down.
 queue_depth = {queue_depth}
+# Users whose credentials are kept in memory for digest checks (0 = off); CLI changes beside a running server apply within 2 s.
+user_cache_entries = {user_cache}
 
 [http.admin]
 # Run the admin listener (/metrics, /healthz, /readyz, /api/admin/v1; bearer token).
@@ -810,6 +812,7 @@ ttl_s = {turn_ttl}
         read_conns = d.store.read_connections,
         max_batch = d.store.max_batch,
         queue_depth = d.store.queue_depth,
+        user_cache = d.store.user_cache_entries,
         admin_enabled = d.http.admin.enabled,
         admin_listen = toml_str(&d.http.admin.listen.to_string()),
         user_enabled = d.http.user.enabled,
@@ -923,6 +926,10 @@ const AUTH_COMMENTS: &[(&str, &str)] = &[
         "(source IP, account) pairs tracked for the failure limit.",
     ),
     (
+        "allow_foreign_unauthenticated",
+        "Let untrusted senders with a From of another domain reach local users without digest (off: challenged, so nothing reveals which accounts exist).",
+    ),
+    (
         "nonce_secret",
         "Nonce key shared by the front ends of a pool, hex (32+ digits); empty = a random key kept in nonce.key beside the database.",
     ),
@@ -996,6 +1003,10 @@ const FRONTEND_COMMENTS: &[(&str, &str)] = &[
     (
         "max_pending_per_worker",
         "Requests a worker may have in authentication/routing at once; beyond, new requests get 503 with Retry-After.",
+    ),
+    (
+        "max_queue_delay_ms",
+        "Overload control: when requests recently waited longer than this in authentication/routing/registration, new out-of-dialog requests get 503 with Retry-After; 0 = off.",
     ),
     (
         "inbox",

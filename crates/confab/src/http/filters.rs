@@ -180,11 +180,11 @@ pub async fn test_client_filter(
 ) -> Result<Json<ClientFilterTestView>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     if let Some(ua) = &q.user_agent
-        && (ua.len() > 1024 || ua.chars().any(char::is_control))
+        && (ua.chars().count() > 1024 || ua.chars().any(char::is_control))
     {
         return Err(ApiError::invalid(
             "user_agent",
-            "a User-Agent is at most 1024 bytes without control characters",
+            "a User-Agent is at most 1024 characters without control characters",
         ));
     }
     let policy = s.policy.client_version_policy().await?.value;
