@@ -273,7 +273,8 @@ pub struct Reply {
     pub body: Option<(String, Vec<u8>)>,
     /// The To tag to put in the response (a dialog-creating response of a role that is the
     /// UAS, like the notifier's 200 to SUBSCRIBE); `None` lets the proxy choose one.
-    pub to_tag: Option<String>,
+    /// (Boxed to keep `Reply` small: it travels in `Result` errors.)
+    pub to_tag: Option<Box<str>>,
 }
 
 impl Reply {
@@ -299,7 +300,7 @@ impl Reply {
     /// Sets the To tag of the response.
     #[must_use]
     pub fn with_to_tag(mut self, tag: impl Into<String>) -> Reply {
-        self.to_tag = Some(tag.into());
+        self.to_tag = Some(tag.into().into_boxed_str());
         self
     }
 

@@ -881,10 +881,11 @@ fn build_notify(
 async fn finish(inner: &Inner, id: &str, remove_stored: bool) {
     let removed = lock(&inner.state).remove(id);
     if let Some(s) = removed {
-        if remove_stored && !s.ephemeral {
-            if let Err(e) = inner.ports.subscriptions.remove_subscription(id).await {
-                tracing::warn!(error = %e, id, "ended subscription not removed from the store");
-            }
+        if remove_stored
+            && !s.ephemeral
+            && let Err(e) = inner.ports.subscriptions.remove_subscription(id).await
+        {
+            tracing::warn!(error = %e, id, "ended subscription not removed from the store");
         }
         if s.sub.package == EventPackage::Presence && !s.ephemeral {
             lock(&inner.state).changed(&s.sub.resource, EventPackage::PresenceWinfo, now());
@@ -956,7 +957,7 @@ fn reply(status: u16, reason: impl Into<String>) -> Reply {
     Reply::with_reason(status, r)
 }
 
-fn header_str<'m>(msg: &'m Message, name: HeaderName) -> Option<&'m str> {
+fn header_str(msg: &Message, name: HeaderName) -> Option<&str> {
     msg.get(name).and_then(|h| h.value_str()).map(str::trim)
 }
 

@@ -529,7 +529,7 @@ impl Proxy {
             .is_some_and(|t| t.tag().is_some());
         if !has_tag && reply.status > 100 {
             let tag = match &reply.to_tag {
-                Some(t) => t.clone(),
+                Some(t) => t.to_string(),
                 None => format!("{:016x}", self.next_random()),
             };
             b = b.to_tag(&tag);
