@@ -723,7 +723,7 @@ path = {store_path}
 synchronous = {synchronous}
 # How long a write waits for a lock held by another process (e.g. `confab user add`), in milliseconds.
 busy_timeout_ms = {busy}
-# Users kept in memory for digest lookups (cleared on every user write, restore, and other processes' commits within 2 s).
+# Users whose credentials are kept in memory for digest checks (0 = off; cleared on every user write and restore; CLI changes beside a running server apply within 2 s).
 user_cache_entries = {user_cache}
 # Read connections in the pool.
 read_connections = {read_conns}
@@ -731,8 +731,6 @@ read_connections = {read_conns}
 max_batch = {max_batch}
 # Writes that may wait for the writer before callers are slowed down.
 queue_depth = {queue_depth}
-# Users whose credentials are kept in memory for digest checks (0 = off); CLI changes beside a running server apply within 2 s.
-user_cache_entries = {user_cache}
 
 [http.admin]
 # Run the admin listener (/metrics, /healthz, /readyz, /api/admin/v1; bearer token).
@@ -815,7 +813,6 @@ ttl_s = {turn_ttl}
         read_conns = d.store.read_connections,
         max_batch = d.store.max_batch,
         queue_depth = d.store.queue_depth,
-        user_cache = d.store.user_cache_entries,
         admin_enabled = d.http.admin.enabled,
         admin_listen = toml_str(&d.http.admin.listen.to_string()),
         user_enabled = d.http.user.enabled,
