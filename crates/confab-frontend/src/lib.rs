@@ -24,8 +24,9 @@
 //!   `Proxy::originate`), and the expiry sweep.
 //!
 //! **What it does not do:** bind sockets (the caller passes a bound transport), parse the
-//! configuration file (the binary does), DNS, presence, filters (later roles slot into the
-//! chain with [`FrontendBuilder::handler_before`]).
+//! configuration file (the binary does), DNS, or the work of the roles themselves
+//! (presence, IM storage and filters slot into the chain with
+//! [`FrontendBuilder::handler_before`]).
 //!
 //! **Threads:** `workers` tasks (default: one per core) on the caller's multi-threaded tokio
 //! runtime. One transaction layer per worker rather than one behind a lock: the layer is
