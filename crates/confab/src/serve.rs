@@ -201,7 +201,9 @@ async fn start_front_end(
     stop_rx: &watch::Receiver<bool>,
     tasks: &mut JoinSet<()>,
 ) -> anyhow::Result<AppState> {
-    let secret = nonce_key(config)?.http;
+    // Read once: the SIP side and the user API use the same key file.
+    let nonce = nonce_key(config)?;
+    let secret = nonce.http;
     let mut dummy = [0u8; 16];
     rand::rng().fill_bytes(&mut dummy);
     let state = AppState::new(Inner {
@@ -254,7 +256,7 @@ async fn start_front_end(
     if !config.transport.listen.is_empty() {
         // The SIP Front End drains (503 + Retry-After to new requests, open transactions
         // finish) when the stop signal comes, alongside the HTTP listeners.
-        let sip = start_sip(config, stores).await?;
+        let sip = start_sip(config, stores, nonce.sip_hex).await?;
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -270,11 +272,12 @@ async fn start_front_end(
 async fn start_sip(
     config: &Config,
     stores: &crate::store::Stores,
+    nonce_secret_hex: String,
 ) -> anyhow::Result<confab_frontend::SipServer> {
     let mut settings = confab_frontend::FrontendSettings::new(&config.node_id, &config.domains);
     settings.frontend = config.frontend.clone();
     settings.auth = config.auth.clone();
-    settings.auth.nonce_secret = nonce_key(config)?.sip_hex;
+    settings.auth.nonce_secret = nonce_secret_hex;
     settings.proxy = config.proxy.clone();
     let tls = config
         .transport

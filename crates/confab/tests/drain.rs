@@ -10,48 +10,24 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
+use common::sipp::{self, ok};
 use common::{Server, add_user, edit_config, init_dir};
 
-const SIPP: &str = "/usr/bin/sipp";
-
 fn scenario(name: &str) -> PathBuf {
-    let own = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp")
-        .join(name);
+    let own = sipp::scenario("confab/tests/sipp", name);
     if own.exists() {
-        return own;
+        own
+    } else {
+        sipp::scenario("confab-frontend/tests/sipp", name)
     }
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../confab-frontend/tests/sipp")
-        .join(name)
 }
 
-fn sipp(server: &str, file: &str, args: &[&str]) -> Output {
-    Command::new(SIPP)
-        .arg(server)
-        .arg("-sf")
-        .arg(scenario(file))
-        .args(["-i", "127.0.0.1", "-t", "u1", "-nostdin", "-timeout", "20s"])
-        .args(["-timeout_error", "-m", "1", "-key", "domain", "example.com"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("sipp runs")
-}
-
-#[track_caller]
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what}: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn run_sipp(server: &str, file: &str, args: &[&str]) -> Output {
+    sipp::client(server, &scenario(file), args)
 }
 
 fn free_udp_port() -> String {
@@ -65,12 +41,7 @@ fn free_udp_port() -> String {
 
 #[test]
 fn sigterm_drains_with_503_and_transactions_are_logged() {
-    if !Path::new(SIPP).exists() {
-        assert!(
-            std::env::var_os("CONFAB_REQUIRE_PEERS").is_none(),
-            "CONFAB_REQUIRE_PEERS is set but {SIPP} is missing"
-        );
-        eprintln!("skipping: {SIPP} not installed");
+    if !sipp::available() {
         return;
     }
     let dir = init_dir("example.com");
@@ -91,7 +62,7 @@ fn sigterm_drains_with_503_and_transactions_are_logged() {
     let uas = {
         let (udp, port) = (udp.clone(), uas_port.clone());
         std::thread::spawn(move || {
-            Command::new(SIPP)
+            Command::new(sipp::SIPP)
                 .arg(&udp)
                 .arg("-sf")
                 .arg(scenario("uas_slow.xml"))
@@ -103,7 +74,7 @@ fn sigterm_drains_with_503_and_transactions_are_logged() {
         })
     };
     std::thread::sleep(Duration::from_millis(300));
-    let reg = sipp(
+    let reg = run_sipp(
         &udp,
         "register.xml",
         &[
@@ -132,7 +103,7 @@ fn sigterm_drains_with_503_and_transactions_are_logged() {
     let alice = {
         let udp = udp.clone();
         std::thread::spawn(move || {
-            sipp(
+            run_sipp(
                 &udp,
                 "message.xml",
                 &[

@@ -8,60 +8,20 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
+use common::sipp::{self, ok};
 use common::{Server, add_user, edit_config, init_dir};
 
-const SIPP: &str = "/usr/bin/sipp";
-
-fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/sipp_presence")
-        .join(name)
-}
-
-fn sipp(server: &str, file: &str, args: &[&str]) -> Output {
-    Command::new(SIPP)
-        .arg(server)
-        .arg("-sf")
-        .arg(scenario(file))
-        .args([
-            "-i",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-t",
-            "u1",
-            "-nostdin",
-            "-timeout",
-            "20s",
-        ])
-        .args(["-timeout_error", "-m", "1", "-key", "domain", "example.com"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("sipp runs")
-}
-
-fn ok(out: &Output, what: &str) {
-    assert!(
-        out.status.success(),
-        "sipp {what}: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn run_sipp(server: &str, file: &str, args: &[&str]) -> std::process::Output {
+    sipp::client(
+        server,
+        &sipp::scenario("confab/tests/sipp_presence", file),
+        args,
+    )
 }
 
 #[test]
 fn sipp_subscribes_and_publishes_presence() {
-    if !Path::new(SIPP).exists() {
-        assert!(
-            std::env::var_os("CONFAB_REQUIRE_PEERS").is_none(),
-            "CONFAB_REQUIRE_PEERS is set but {SIPP} is missing"
-        );
-        eprintln!("skipping: {SIPP} not installed");
+    if !sipp::available() {
         return;
     }
     let dir = init_dir("example.com");
@@ -84,7 +44,7 @@ fn sipp_subscribes_and_publishes_presence() {
     let watcher = {
         let udp = udp.clone();
         std::thread::spawn(move || {
-            sipp(
+            run_sipp(
                 &udp,
                 "subscribe.xml",
                 &[
@@ -105,7 +65,7 @@ fn sipp_subscribes_and_publishes_presence() {
     };
     // Let the subscription start (its first NOTIFY shows bob offline).
     std::thread::sleep(std::time::Duration::from_millis(1500));
-    let out = sipp(
+    let out = run_sipp(
         &udp,
         "publish.xml",
         &[

@@ -9,47 +9,23 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use common::sipp;
 use common::{Server, add_user, edit_config, expect_code, init_dir, run, stdout};
 
-const SIPP: &str = "/usr/bin/sipp";
-
 fn scenario(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../confab-frontend/tests/sipp")
-        .join(name)
+    sipp::scenario("confab-frontend/tests/sipp", name)
 }
 
-fn sipp(server: &str, file: &str, args: &[&str]) {
-    let out = Command::new(SIPP)
-        .arg(server)
-        .arg("-sf")
-        .arg(scenario(file))
-        .args(["-i", "127.0.0.1", "-t", "u1", "-nostdin", "-timeout", "20s"])
-        .args(["-timeout_error", "-m", "1", "-key", "domain", "example.com"])
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("sipp runs");
-    assert!(
-        out.status.success(),
-        "sipp {file} {args:?}: {:?}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+fn run_sipp(server: &str, file: &str, args: &[&str]) {
+    sipp::ok(&sipp::client(server, &scenario(file), args), file);
 }
 
 #[test]
 fn sipp_registers_and_messages_through_confab_serve() {
-    if !Path::new(SIPP).exists() {
-        assert!(
-            std::env::var_os("CONFAB_REQUIRE_PEERS").is_none(),
-            "CONFAB_REQUIRE_PEERS is set but {SIPP} is missing"
-        );
-        eprintln!("skipping: {SIPP} not installed");
+    if !sipp::available() {
         return;
     }
     let dir = init_dir("example.com");
@@ -80,7 +56,7 @@ fn sipp_registers_and_messages_through_confab_serve() {
         let udp = udp.clone();
         let port = uas_port.clone();
         std::thread::spawn(move || {
-            Command::new(SIPP)
+            Command::new(sipp::SIPP)
                 .arg(&udp)
                 .arg("-sf")
                 .arg(scenario("uas.xml"))
@@ -96,7 +72,7 @@ fn sipp_registers_and_messages_through_confab_serve() {
         ("bob", "bob-pw", uas_port.as_str()),
         ("alice", "alice-pw", "5999"),
     ] {
-        sipp(
+        run_sipp(
             &udp,
             "register.xml",
             &[
@@ -128,7 +104,7 @@ fn sipp_registers_and_messages_through_confab_serve() {
         stdout(&listed)
     );
     for file in ["message.xml", "options.xml"] {
-        sipp(
+        run_sipp(
             &udp,
             file,
             &[
