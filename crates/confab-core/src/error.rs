@@ -14,6 +14,8 @@ pub enum Entity {
     Token,
     /// A presence publication, keyed by entity-tag.
     Publication,
+    /// A contact of a user's list, keyed by its address.
+    Contact,
 }
 
 impl fmt::Display for Entity {
@@ -23,6 +25,7 @@ impl fmt::Display for Entity {
             Entity::PhoneNumber => "phone number",
             Entity::Token => "API token",
             Entity::Publication => "publication",
+            Entity::Contact => "contact",
         })
     }
 }

@@ -25,6 +25,7 @@
 
 mod address;
 pub mod chain;
+pub mod contacts;
 mod error;
 pub mod events;
 pub mod message_queue;

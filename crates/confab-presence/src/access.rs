@@ -20,21 +20,9 @@ use confab_xml::rpid::{Activities, Activity};
 
 use crate::aggregate::{Availability, availability_activities, availability_of, offline_document};
 
-/// An access level, least to most.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "lowercase")]
-pub enum AccessLevel {
-    /// Sees the user as offline.
-    Blocked,
-    /// Availability only.
-    Public,
-    /// Availability, activity, note.
-    Colleague,
-    /// Everything.
-    Personal,
-}
+/// An access level, least to most (defined beside the stored policy in `confab-core`, since
+/// the contact store keeps levels too).
+pub use confab_core::contacts::AccessLevel;
 
 /// A presentity's access policy (plain data: persisted by the policy store).
 #[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]

@@ -8,7 +8,10 @@
 //! - [`subscription`]: the notifier side of an RFC 6665 subscription (pending, active,
 //!   terminated with reasons, refresh, expiry, fetch) with RFC 6446-style NOTIFY
 //!   throttling;
-//! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication).
+//! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication);
+//! - [`policies`]: stored access policies and contact lists applied to the running
+//!   subscriptions (re-notifying exactly the watchers a change affects);
+//! - [`rls`]: the resource list server (RFC 4662) for a user's contact list.
 //!
 //! Every type that outlives a request is plain data with serde derives, ready for the
 //! `SubscriptionStore` / `PublicationStore` traits a later change adds to `confab-core`.
@@ -24,6 +27,8 @@
 
 pub mod access;
 pub mod aggregate;
+pub mod policies;
 pub mod publication;
+pub mod rls;
 pub mod server;
 pub mod subscription;

@@ -47,7 +47,7 @@ use confab_xml::pidf::Presence;
 use confab_xml::{reginfo, watcherinfo};
 use serde::{Deserialize, Serialize};
 
-use crate::access::{self, AccessLevel, AccessPolicy};
+use crate::access::{self, AccessLevel};
 use crate::aggregate::{self, AggregateConfig, EndpointPublication};
 use crate::publication::{
     self, Publication, PublishConfig, PublishError, PublishRequest, Published,
@@ -117,6 +117,8 @@ pub struct PresencePorts {
     pub subscriptions: Arc<dyn SubscriptionStore>,
     /// Durable publications.
     pub publications: Arc<dyn PublicationStore>,
+    /// Contact lists and stored access policies (`crate::policies`, `crate::rls`).
+    pub contacts: Arc<dyn confab_core::contacts::ContactStore>,
 }
 
 impl std::fmt::Debug for PresencePorts {
@@ -127,50 +129,53 @@ impl std::fmt::Debug for PresencePorts {
 
 /// The dialog of a subscription, notifier side (RFC 3261 §12 as UAS).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct DialogState {
-    call_id: String,
+pub(crate) struct DialogState {
+    pub(crate) call_id: String,
     /// Ours (the To tag of our 200): also the subscription id.
-    local_tag: String,
-    remote_tag: String,
+    pub(crate) local_tag: String,
+    pub(crate) remote_tag: String,
     /// The To URI of the SUBSCRIBE (our From in NOTIFY).
-    local_uri: String,
+    pub(crate) local_uri: String,
     /// The From URI of the SUBSCRIBE (To of NOTIFY).
-    remote_uri: String,
+    pub(crate) remote_uri: String,
     /// The subscriber's Contact URI (Request-URI of NOTIFY).
-    target: String,
+    pub(crate) target: String,
     /// Record-Route of the SUBSCRIBE, in order (Route of NOTIFY).
-    route: Vec<String>,
+    pub(crate) route: Vec<String>,
     /// Our CSeq (last used).
-    cseq: u32,
+    pub(crate) cseq: u32,
     /// The `id` parameter of the Event header.
-    event_id: Option<String>,
+    pub(crate) event_id: Option<String>,
     /// Our Contact.
-    contact: String,
+    pub(crate) contact: String,
 }
 
 /// One subscription with everything needed to notify.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Sub {
-    sub: Subscription,
-    dialog: DialogState,
-    transport: SipTransport,
-    remote: SocketAddr,
+pub(crate) struct Sub {
+    pub(crate) sub: Subscription,
+    pub(crate) dialog: DialogState,
+    pub(crate) transport: SipTransport,
+    pub(crate) remote: SocketAddr,
     /// Whether the watcher was authenticated (watcher is then an address).
-    authenticated: bool,
-    level: AccessLevel,
+    pub(crate) authenticated: bool,
+    pub(crate) level: AccessLevel,
     #[serde(skip)]
-    flow: Option<FlowId>,
+    pub(crate) flow: Option<FlowId>,
     #[serde(skip)]
-    in_flight: bool,
+    pub(crate) in_flight: bool,
     #[serde(skip)]
-    awaiting_flow: bool,
+    pub(crate) awaiting_flow: bool,
     /// Only a fetch: never stored.
     #[serde(skip)]
-    ephemeral: bool,
+    pub(crate) ephemeral: bool,
+    /// A resource-list subscription (RFC 4662, `crate::rls`): the list's own state.
+    #[serde(default)]
+    pub(crate) list: Option<crate::rls::ListState>,
 }
 
 impl Sub {
-    fn hop(&self) -> Hop {
+    pub(crate) fn hop(&self) -> Hop {
         Hop {
             transport: self.transport,
             remote: self.remote,
@@ -179,7 +184,7 @@ impl Sub {
         }
     }
 
-    fn stored(&self) -> Result<StoredSubscription, StoreError> {
+    pub(crate) fn stored(&self) -> Result<StoredSubscription, StoreError> {
         let data = serde_json::to_vec(self).map_err(|e| StoreError::Invalid {
             field: "subscription",
             message: e.to_string(),
@@ -219,34 +224,38 @@ fn flow_key(transport: SipTransport, remote: SocketAddr) -> String {
 }
 
 #[derive(Default)]
-struct Registry {
-    subs: HashMap<String, Sub>,
-    by_resource: HashMap<String, Vec<String>>,
-    by_watcher: HashMap<String, usize>,
-    timers: BinaryHeap<Reverse<(i64, String)>>,
+pub(crate) struct Registry {
+    pub(crate) subs: HashMap<String, Sub>,
+    pub(crate) by_resource: HashMap<String, Vec<String>>,
+    pub(crate) by_watcher: HashMap<String, usize>,
+    pub(crate) timers: BinaryHeap<Reverse<(i64, String)>>,
     pubs: HashMap<String, Vec<Pub>>,
+    /// List subscriptions by member (`crate::rls`).
+    pub(crate) lists: crate::rls::ListIndex,
 }
 
 impl Registry {
-    fn arm(&mut self, id: &str) {
+    pub(crate) fn arm(&mut self, id: &str) {
         if let Some(t) = self.subs.get(id).and_then(|s| s.sub.poll_timeout()) {
             self.timers.push(Reverse((t.as_millis(), id.to_owned())));
         }
     }
 
-    fn insert(&mut self, s: Sub) {
+    pub(crate) fn insert(&mut self, s: Sub) {
         let id = s.dialog.local_tag.clone();
         self.by_resource
             .entry(s.sub.resource.clone())
             .or_default()
             .push(id.clone());
         *self.by_watcher.entry(s.sub.watcher.clone()).or_default() += 1;
+        self.lists.insert(&id, &s);
         self.subs.insert(id.clone(), s);
         self.arm(&id);
     }
 
     fn remove(&mut self, id: &str) -> Option<Sub> {
         let s = self.subs.remove(id)?;
+        self.lists.remove(id, &s);
         if let Some(v) = self.by_resource.get_mut(&s.sub.resource) {
             v.retain(|x| x != id);
             if v.is_empty() {
@@ -263,7 +272,7 @@ impl Registry {
     }
 
     /// The resource's state changed: its subscriptions of `package` owe a NOTIFY.
-    fn changed(&mut self, resource: &str, package: EventPackage, now: Timestamp) {
+    pub(crate) fn changed(&mut self, resource: &str, package: EventPackage, now: Timestamp) {
         let ids: Vec<String> = self.by_resource.get(resource).cloned().unwrap_or_default();
         for id in ids {
             if let Some(s) = self.subs.get_mut(&id)
@@ -273,21 +282,26 @@ impl Registry {
                 self.arm(&id);
             }
         }
+        if package == EventPackage::Presence {
+            self.member_changed(resource, now);
+        }
     }
 }
 
-struct Inner {
-    config: PresenceConfig,
-    ports: PresencePorts,
-    sender: OnceLock<Arc<dyn RequestSender>>,
-    state: Mutex<Registry>,
-    wake: tokio::sync::Notify,
+pub(crate) struct Inner {
+    pub(crate) config: PresenceConfig,
+    pub(crate) ports: PresencePorts,
+    pub(crate) sender: OnceLock<Arc<dyn RequestSender>>,
+    pub(crate) state: Mutex<Registry>,
+    pub(crate) wake: tokio::sync::Notify,
+    /// Stored contacts and access policies, per user (`crate::policies`).
+    pub(crate) policies: crate::policies::PolicyCache,
 }
 
 /// The presence role of one node. Cheap to clone.
 #[derive(Clone)]
 pub struct PresenceServer {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
 impl std::fmt::Debug for PresenceServer {
@@ -296,15 +310,15 @@ impl std::fmt::Debug for PresenceServer {
     }
 }
 
-fn now() -> Timestamp {
+pub(crate) fn now() -> Timestamp {
     Timestamp::from_system(SystemTime::now())
 }
 
-fn random_tag() -> String {
+pub(crate) fn random_tag() -> String {
     format!("{:016x}", rand::random::<u64>())
 }
 
-fn lock(m: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
+pub(crate) fn lock(m: &Mutex<Registry>) -> std::sync::MutexGuard<'_, Registry> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
@@ -375,15 +389,18 @@ impl PresenceServer {
         if restored > 0 {
             tracing::info!(subscriptions = restored, "subscriptions restored");
         }
-        Ok(PresenceServer {
+        let server = PresenceServer {
             inner: Arc::new(Inner {
                 config,
                 ports,
                 sender: OnceLock::new(),
                 state: Mutex::new(state),
                 wake: tokio::sync::Notify::new(),
+                policies: crate::policies::PolicyCache::default(),
             }),
-        })
+        };
+        crate::policies::relevel_all(&server.inner).await;
+        Ok(server)
     }
 
     /// The chain step (`presence`) to insert before `router`.
@@ -407,6 +424,7 @@ impl PresenceServer {
         }
         tokio::spawn(pump(self.inner.clone()));
         tokio::spawn(sweep(self.inner.clone()));
+        tokio::spawn(crate::policies::watch(self.inner.clone()));
         let watchers: Vec<String> = {
             let st = lock(&self.inner.state);
             let mut w: Vec<String> = st
@@ -510,14 +528,14 @@ async fn reach_watcher(inner: &Arc<Inner>, watcher: &Address) {
 }
 
 /// One NOTIFY to build and send.
-struct Job {
-    id: String,
-    notify: Notify,
-    dialog: DialogState,
-    hop: Hop,
-    package: EventPackage,
-    resource: String,
-    level: AccessLevel,
+pub(crate) struct Job {
+    pub(crate) id: String,
+    pub(crate) notify: Notify,
+    pub(crate) dialog: DialogState,
+    pub(crate) hop: Hop,
+    pub(crate) package: EventPackage,
+    pub(crate) resource: String,
+    pub(crate) level: AccessLevel,
 }
 
 async fn pump(inner: Arc<Inner>) {
@@ -635,7 +653,7 @@ enum GroupState {
     Winfo(Vec<watcherinfo::Watcher>),
 }
 
-async fn presence_state(inner: &Inner, resource: &str) -> Presence {
+pub(crate) async fn presence_state(inner: &Inner, resource: &str) -> Presence {
     let entity = format!("sip:{resource}");
     let t = now();
     let (publications, sources): (Vec<EndpointPublication>, Vec<String>) = lock(&inner.state)
@@ -806,13 +824,16 @@ fn body_for(
     }
 }
 
-fn fnv(b: &[u8]) -> u32 {
+pub(crate) fn fnv(b: &[u8]) -> u32 {
     b.iter().fold(0x811c_9dc5_u32, |h, &x| {
         (h ^ u32::from(x)).wrapping_mul(0x0100_0193)
     })
 }
 
 async fn notify_group(inner: Arc<Inner>, package: EventPackage, resource: String, jobs: Vec<Job>) {
+    if crate::rls::is_list_group(&inner, &jobs) {
+        return crate::rls::notify_list_group(inner, jobs).await;
+    }
     let needs_state = jobs.iter().any(|j| j.notify.with_state);
     let state = if needs_state {
         Some(group_state(&inner, package, &resource).await)
@@ -878,7 +899,7 @@ fn build_notify(
 }
 
 /// After the final NOTIFY, or when the watcher is gone: forget the subscription.
-async fn finish(inner: &Inner, id: &str, remove_stored: bool) {
+pub(crate) async fn finish(inner: &Inner, id: &str, remove_stored: bool) {
     let removed = lock(&inner.state).remove(id);
     if let Some(s) = removed {
         if remove_stored
@@ -894,7 +915,7 @@ async fn finish(inner: &Inner, id: &str, remove_stored: bool) {
     }
 }
 
-async fn on_notify_outcome(inner: &Arc<Inner>, job: &Job, outcome: &SendOutcome) {
+pub(crate) async fn on_notify_outcome(inner: &Arc<Inner>, job: &Job, outcome: &SendOutcome) {
     let status = outcome.status();
     // RFC 6665 §4.2.2: a 481, a timeout (408 or no answer) ends the subscription; so does
     // the final NOTIFY, whatever its answer.
@@ -942,11 +963,11 @@ async fn on_notify_outcome(inner: &Arc<Inner>, job: &Job, outcome: &SendOutcome)
 // ---- the chain step ----------------------------------------------------------------------
 
 #[derive(Debug)]
-struct PresenceHandler {
+pub(crate) struct PresenceHandler {
     server: PresenceServer,
 }
 
-fn reply(status: u16, reason: impl Into<String>) -> Reply {
+pub(crate) fn reply(status: u16, reason: impl Into<String>) -> Reply {
     // A reason phrase is one line of text.
     let r: String = reason
         .into()
@@ -977,7 +998,7 @@ impl RequestHandler for PresenceHandler {
 }
 
 impl PresenceHandler {
-    fn inner(&self) -> &Arc<Inner> {
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
         &self.server.inner
     }
 
@@ -1044,7 +1065,26 @@ impl PresenceHandler {
             .collect();
         match inner.ports.users.get_user(resource).await {
             Ok(Some(_)) => {}
-            Ok(None) => return reply(404, "Not Found"),
+            Ok(None) => {
+                // RFC 4662: `sip:USER-contacts@DOMAIN` is USER's contact list (`crate::rls`).
+                if let Some(owner) = crate::rls::existing_owner(inner, resource).await {
+                    let dialog = DialogState {
+                        call_id,
+                        local_tag: random_tag(),
+                        remote_tag,
+                        local_uri,
+                        remote_uri,
+                        target,
+                        route,
+                        cseq: 0,
+                        event_id: event.id().map(str::to_owned),
+                        contact: our_contact(ctx),
+                    };
+                    return crate::rls::subscribe_list(inner, ctx, owner, package, expires, dialog)
+                        .await;
+                }
+                return reply(404, "Not Found");
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "user lookup failed");
                 return unavailable(inner);
@@ -1058,7 +1098,18 @@ impl PresenceHandler {
         {
             return reply(403, "Only the user may watch this package");
         }
-        let level = access::access_level(watcher_addr.as_ref(), resource, &AccessPolicy::default());
+        // The user's stored policy and contacts (`crate::policies`); RFC 3857 pending
+        // watchers see no state until the user decides.
+        let settings = inner
+            .policies
+            .get(&*inner.ports.contacts, resource.as_str())
+            .await;
+        let authorized = package != EventPackage::Presence
+            || matches!(
+                access::authorize(watcher_addr.as_ref(), resource, &settings.policy),
+                access::Authorization::Accept(_)
+            );
+        let level = access::access_level(watcher_addr.as_ref(), resource, &settings.policy);
         let watcher = watcher_addr
             .as_ref()
             .map_or_else(|| remote_uri.clone(), |a| a.as_str().to_owned());
@@ -1075,7 +1126,7 @@ impl PresenceHandler {
             },
             &watcher,
             resource.as_str(),
-            true,
+            authorized,
             existing,
             t,
             &inner.config.subscription,
@@ -1107,6 +1158,7 @@ impl PresenceHandler {
             in_flight: false,
             awaiting_flow: false,
             ephemeral: matches!(outcome, Subscribed::Ended),
+            list: None,
         };
         let expires = match outcome {
             Subscribed::Kept { expires } => {
@@ -1442,11 +1494,11 @@ impl PresenceHandler {
     }
 }
 
-fn unavailable(inner: &Inner) -> Reply {
+pub(crate) fn unavailable(inner: &Inner) -> Reply {
     reply(503, "Service Unavailable").header("Retry-After", inner.config.retry_after_s.to_string())
 }
 
-fn subscribe_error(inner: &Inner, e: &SubscribeError) -> Reply {
+pub(crate) fn subscribe_error(inner: &Inner, e: &SubscribeError) -> Reply {
     match e {
         SubscribeError::BadEvent(_) => {
             reply(489, "Bad Event").header("Allow-Events", allow_events())
@@ -1485,7 +1537,7 @@ fn publish_error(inner: &Inner, e: &PublishError) -> Reply {
 }
 
 /// Our Contact for the subscription dialog: the address the SUBSCRIBE reached us on.
-fn our_contact(ctx: &RequestContext) -> String {
+pub(crate) fn our_contact(ctx: &RequestContext) -> String {
     let local = ctx.source.local;
     let host = if local.ip().is_unspecified() {
         ctx.request

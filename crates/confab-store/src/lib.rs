@@ -45,6 +45,7 @@
 
 mod backup;
 mod config;
+mod contacts;
 mod error;
 mod events;
 mod messages;

@@ -55,6 +55,9 @@ pub enum Command {
     /// The offline message queue: MESSAGEs stored for users with no registered endpoint
     #[command(subcommand)]
     Messages(crate::commands::messages::MessagesCommand),
+    /// A user's server-stored contact list and presence policy (who sees what)
+    #[command(subcommand)]
+    Contacts(crate::commands::contacts::ContactsCommand),
     /// Print time-limited TURN credentials and URIs for a user (TURN REST API scheme)
     TurnCredentials(crate::turn_credentials::TurnCredentialsArgs),
     /// Replace the database with the contents of FILE (safe while the server runs)

@@ -19,6 +19,7 @@ use crate::http::admin::{new_user, user_changes};
 use crate::http::views::{self, FieldError, TokenView, UserView};
 use crate::store::Stores;
 
+pub mod contacts;
 pub mod filters;
 pub mod messages;
 pub mod registrations;

@@ -166,6 +166,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let config = location.load()?;
             commands::messages::run(&config, cmd).await
         }
+        Command::Contacts(cmd) => {
+            logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
+            let config = location.load()?;
+            commands::contacts::run(&config, cmd).await
+        }
         Command::Backup { file } => {
             logging::init("warn", cli.log_format.unwrap_or(LogFormat::Text));
             let config = location.load()?;

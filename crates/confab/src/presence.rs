@@ -18,6 +18,7 @@ pub async fn load(_config: &Config, stores: &Stores) -> anyhow::Result<PresenceS
             registrations: stores.registrations.clone(),
             subscriptions: stores.subscriptions.clone(),
             publications: stores.publications.clone(),
+            contacts: stores.contacts.clone(),
         },
     )
     .await

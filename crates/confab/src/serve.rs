@@ -212,6 +212,8 @@ async fn start_front_end(
         registrations: stores.registrations.clone(),
         policy: stores.policy.clone(),
         messages: stores.messages.clone(),
+        contacts: stores.contacts.clone(),
+        presence: std::sync::OnceLock::new(),
         metrics: Some(recorder),
         draining: AtomicBool::new(false),
         node_id: config.node_id.clone(),
@@ -256,7 +258,8 @@ async fn start_front_end(
     if !config.transport.listen.is_empty() {
         // The SIP Front End drains (503 + Retry-After to new requests, open transactions
         // finish) when the stop signal comes, alongside the HTTP listeners.
-        let sip = start_sip(config, stores, nonce.sip_hex).await?;
+        let (sip, presence) = start_sip(config, stores, nonce.sip_hex).await?;
+        let _ = state.presence.set(presence);
         let mut stop = stop_rx.clone();
         tasks.spawn(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -273,7 +276,10 @@ async fn start_sip(
     config: &Config,
     stores: &crate::store::Stores,
     nonce_secret_hex: String,
-) -> anyhow::Result<confab_frontend::SipServer> {
+) -> anyhow::Result<(
+    confab_frontend::SipServer,
+    confab_presence::server::PresenceServer,
+)> {
     let mut settings = confab_frontend::FrontendSettings::new(&config.node_id, &config.domains);
     settings.frontend = config.frontend.clone();
     settings.auth = config.auth.clone();
@@ -326,7 +332,7 @@ async fn start_sip(
     )
     .await
     .context("SIP front end")?;
-    Ok(sip)
+    Ok((sip, presence))
 }
 
 /// Waits for the next whole second of the wall clock, so this run starts in a later second

@@ -28,6 +28,8 @@ pub struct Stores {
     pub subscriptions: Arc<dyn confab_core::SubscriptionStore>,
     /// Presence publications (RFC 3903).
     pub publications: Arc<dyn confab_core::PublicationStore>,
+    /// Contact lists and presence access policies.
+    pub contacts: Arc<dyn confab_core::contacts::ContactStore>,
     sqlite: SqliteStore,
 }
 
@@ -49,6 +51,7 @@ impl Stores {
             messages: Arc::new(sqlite.clone()),
             subscriptions: Arc::new(sqlite.clone()),
             publications: Arc::new(sqlite.clone()),
+            contacts: Arc::new(sqlite.clone()),
             sqlite,
         }
     }

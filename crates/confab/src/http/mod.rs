@@ -19,6 +19,7 @@
 //! (no browser client yet).
 
 pub mod admin;
+pub mod contacts;
 pub mod digest;
 pub mod error;
 pub mod filters;

@@ -24,6 +24,11 @@ pub struct Inner {
     pub policy: Arc<dyn confab_core::policy::PolicyStore>,
     /// The offline message queue (`/api/admin/v1/messages`).
     pub messages: Arc<dyn confab_core::message_queue::MessageQueueStore>,
+    /// Contact lists and presence policies (`/api/{user,admin}/v1/.../contacts`).
+    pub contacts: Arc<dyn confab_core::contacts::ContactStore>,
+    /// The presence role of this process, once started (pending watchers, immediate
+    /// re-notification after a policy change).
+    pub presence: std::sync::OnceLock<confab_presence::server::PresenceServer>,
     /// Renders `/metrics`; `None` when no recorder is installed (unit tests).
     pub metrics: Option<PrometheusHandle>,
     /// Set when SIGTERM arrived: `/readyz` answers 503 so load balancers move away.

@@ -21,6 +21,15 @@ pub fn routes() -> Vec<RouteDef<AppState>> {
         PATCH "/api/user/v1/me" => modify_me,
         PUT "/api/user/v1/me/password" => change_password,
         GET "/api/user/v1/turn-credentials" => crate::http::turn::user_turn_credentials,
+        GET "/api/user/v1/contacts" => crate::http::contacts::user_list,
+        POST "/api/user/v1/contacts" => crate::http::contacts::user_add,
+        DELETE "/api/user/v1/contacts/{contact}" => crate::http::contacts::user_remove,
+        GET "/api/user/v1/presence-policy" => crate::http::contacts::user_policy,
+        PATCH "/api/user/v1/presence-policy" => crate::http::contacts::user_patch_policy,
+        PUT "/api/user/v1/presence-policy/rules/{watcher}" => crate::http::contacts::user_put_rule,
+        DELETE "/api/user/v1/presence-policy/rules/{watcher}" => crate::http::contacts::user_delete_rule,
+        GET "/api/user/v1/presence-policy/pending" => crate::http::contacts::user_pending,
+        POST "/api/user/v1/presence-policy/pending/{watcher}" => crate::http::contacts::user_decide,
     ]
 }
 
