@@ -208,8 +208,26 @@ pub(crate) async fn apply_change(inner: &Arc<Inner>, owner: &Address) {
 }
 
 /// At load: every restored subscription gets the level its user's stored policy gives now
-/// (decisions taken while the server was down included).
+/// (decisions taken while the server was down included), and every restored list
+/// subscription the contact list as stored now.
 pub(crate) async fn relevel_all(inner: &Arc<Inner>) {
+    let list_owners: Vec<String> = {
+        let st = lock(&inner.state);
+        let mut v: Vec<String> = st
+            .subs
+            .values()
+            .filter_map(|s| s.list.as_ref().map(|l| l.owner.clone()))
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    for o in list_owners {
+        if let Ok(owner) = Address::parse(&o) {
+            let settings = inner.policies.get(&*inner.ports.contacts, &o).await;
+            crate::rls::owner_changed(inner, &owner, &settings, now()).await;
+        }
+    }
     let owners: Vec<String> = {
         let st = lock(&inner.state);
         let mut v: Vec<String> = st

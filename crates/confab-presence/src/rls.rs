@@ -414,6 +414,10 @@ pub(crate) async fn notify_list_group(inner: Arc<Inner>, jobs: Vec<Job>) {
             let Ok(subscriber) = Address::parse(&list.owner) else {
                 continue;
             };
+            if job.notify.state_change {
+                // A new, refreshed, restored or ending subscription gets the whole state.
+                list.full = true;
+            }
             let mut views = Vec::with_capacity(list.members.len());
             let wanted: Vec<bool> = list
                 .members

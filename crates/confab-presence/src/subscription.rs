@@ -198,6 +198,10 @@ pub struct Notify {
     pub full_state: bool,
     /// The last NOTIFY of the subscription.
     pub is_final: bool,
+    /// It reports a change of the subscription itself (new, refreshed, approved, restored,
+    /// ending), so it is owed even when the resource shows nothing new (a resource-list
+    /// NOTIFY is skipped only when this is false and no member changed visibly).
+    pub state_change: bool,
 }
 
 /// What an incoming SUBSCRIBE asks.
@@ -424,7 +428,7 @@ impl Subscription {
             return None;
         }
         self.notify_due = None;
-        self.state_change = false;
+        let state_change = std::mem::take(&mut self.state_change);
         self.last_notify_at = Some(now);
         let left = ((self.expires_at.as_millis() - now.as_millis()).max(0) / 1000) as u64;
         let (header, with_state, is_final) = match self.state {
@@ -450,6 +454,7 @@ impl Subscription {
             version,
             full_state,
             is_final,
+            state_change,
         })
     }
 }
