@@ -138,7 +138,10 @@ impl GroupName {
         if let Some(c) = s.chars().find(|c| c.is_control()) {
             return Err(ContactError::new(
                 "group",
-                format!("group name contains control character U+{:04X}", u32::from(c)),
+                format!(
+                    "group name contains control character U+{:04X}",
+                    u32::from(c)
+                ),
             ));
         }
         let n = s.chars().count();

@@ -30,7 +30,11 @@ const CACHE_ENTRIES: usize = 100_000;
 pub fn access_policy(settings: &PresenceSettings) -> AccessPolicy {
     let mut p = AccessPolicy {
         confirm_strangers: settings.policy.confirm_strangers,
-        contacts: settings.contacts.iter().map(|c| c.address.clone()).collect(),
+        contacts: settings
+            .contacts
+            .iter()
+            .map(|c| c.address.clone())
+            .collect(),
         ..AccessPolicy::default()
     };
     for r in &settings.policy.rules {

@@ -43,8 +43,8 @@ use serde::{Deserialize, Serialize};
 use crate::access::{self, AccessLevel, Authorization, ListMember};
 use crate::policies::UserSettings;
 use crate::server::{
-    DialogState, Inner, Job, Registry, Sub, fnv, lock, on_notify_outcome, presence_state,
-    reply, subscribe_error, unavailable,
+    DialogState, Inner, Job, Registry, Sub, fnv, lock, on_notify_outcome, presence_state, reply,
+    subscribe_error, unavailable,
 };
 use crate::subscription::{EventPackage, SubscribeRequest, Subscribed, Subscription};
 
@@ -263,8 +263,11 @@ pub(crate) async fn subscribe_list(
     dialog: DialogState,
 ) -> Reply {
     if package != EventPackage::Presence {
-        return reply(489, "Bad Event: a contact list serves the presence package only")
-            .header("Allow-Events", "presence");
+        return reply(
+            489,
+            "Bad Event: a contact list serves the presence package only",
+        )
+        .header("Allow-Events", "presence");
     }
     if !supports_eventlist(ctx.request.values(HeaderName::Supported)) {
         return reply(421, "Extension Required").header("Require", EVENTLIST);
@@ -609,8 +612,14 @@ mod tests {
         assert_eq!(list_uri(&alice), "alice-contacts@example.com");
         let l = Address::parse("alice-contacts@example.com").unwrap();
         assert_eq!(list_owner(&l), Some(alice));
-        assert_eq!(list_owner(&Address::parse("alice@example.com").unwrap()), None);
-        assert_eq!(list_owner(&Address::parse("-contacts@example.com").unwrap()), None);
+        assert_eq!(
+            list_owner(&Address::parse("alice@example.com").unwrap()),
+            None
+        );
+        assert_eq!(
+            list_owner(&Address::parse("-contacts@example.com").unwrap()),
+            None
+        );
     }
 
     #[test]
@@ -629,21 +638,48 @@ mod tests {
         let owner = Address::parse("alice@example.com").unwrap();
         let mut l = ListState::new(
             &owner,
-            &[contact("bob@example.com", Some("Bob")), contact("carol@example.com", None)],
+            &[
+                contact("bob@example.com", Some("Bob")),
+                contact("carol@example.com", None),
+            ],
         );
         let mut shown = [1u64, 2];
         // First NOTIFY: everything.
         let p = l.plan(|i| shown[i]);
-        assert_eq!(p, Plan { full_state: true, members: vec![0, 1] });
+        assert_eq!(
+            p,
+            Plan {
+                full_state: true,
+                members: vec![0, 1]
+            }
+        );
         // Bob changes visibly: only Bob.
         shown[0] = 10;
         l.dirty.insert("bob@example.com".into());
-        assert_eq!(l.plan(|i| shown[i]), Plan { full_state: false, members: vec![0] });
+        assert_eq!(
+            l.plan(|i| shown[i]),
+            Plan {
+                full_state: false,
+                members: vec![0]
+            }
+        );
         // Carol changes invisibly (same hash): nothing to send.
         l.dirty.insert("carol@example.com".into());
-        assert_eq!(l.plan(|i| shown[i]), Plan { full_state: false, members: vec![] });
+        assert_eq!(
+            l.plan(|i| shown[i]),
+            Plan {
+                full_state: false,
+                members: vec![]
+            }
+        );
         // A refresh (nothing dirty): full state again.
-        assert_eq!(l.plan(|i| shown[i]), Plan { full_state: true, members: vec![0, 1] });
+        assert_eq!(
+            l.plan(|i| shown[i]),
+            Plan {
+                full_state: true,
+                members: vec![0, 1]
+            }
+        );
         // The list changes: full state with the new member set; unchanged list: no change.
         assert!(!l.set_contacts(&[
             contact("bob@example.com", Some("Bob")),
@@ -652,10 +688,22 @@ mod tests {
         assert!(l.set_contacts(&[contact("carol@example.com", None)]));
         assert!(l.full);
         l.dirty.insert("carol@example.com".into());
-        assert_eq!(l.plan(|_| 2), Plan { full_state: true, members: vec![0] });
+        assert_eq!(
+            l.plan(|_| 2),
+            Plan {
+                full_state: true,
+                members: vec![0]
+            }
+        );
         // The kept member remembers its hash.
         l.dirty.insert("carol@example.com".into());
-        assert_eq!(l.plan(|_| 2), Plan { full_state: false, members: vec![] });
+        assert_eq!(
+            l.plan(|_| 2),
+            Plan {
+                full_state: false,
+                members: vec![]
+            }
+        );
     }
 
     #[test]

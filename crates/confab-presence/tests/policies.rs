@@ -4,8 +4,7 @@
 //! re-level an active one (a NOTIFY with the newly filtered document).
 
 use confab_core::contacts::{
-    AccessLevel, Contact, GroupName, PresencePolicy, PresenceRule, PresenceSettings,
-    WatcherPattern,
+    AccessLevel, Contact, GroupName, PresencePolicy, PresenceRule, PresenceSettings, WatcherPattern,
 };
 use confab_core::{Address, DisplayName};
 use confab_presence::access::{self, AccessPolicy};
@@ -65,7 +64,12 @@ fn the_default_policy_changes_nothing() {
     check(
         &settings(&[], vec![], false),
         &[
-            ("bob@example.com", State::Active, Colleague, Decision::Unchanged),
+            (
+                "bob@example.com",
+                State::Active,
+                Colleague,
+                Decision::Unchanged,
+            ),
             ("eve@other.org", State::Active, Public, Decision::Unchanged),
             (ALICE, State::Active, Personal, Decision::Unchanged),
         ],
@@ -87,15 +91,40 @@ fn contacts_are_personal_and_rules_win() {
         &p,
         &[
             // A colleague who became a contact: personal now.
-            ("bob@example.com", State::Active, Colleague, Decision::Relevel(Personal)),
+            (
+                "bob@example.com",
+                State::Active,
+                Colleague,
+                Decision::Relevel(Personal),
+            ),
             // A contact with an explicit lower rule: the rule wins.
-            ("carol@other.org", State::Active, Public, Decision::Unchanged),
+            (
+                "carol@other.org",
+                State::Active,
+                Public,
+                Decision::Unchanged,
+            ),
             // Blocked: sees offline from now on.
-            ("dave@example.com", State::Active, Colleague, Decision::Relevel(Blocked)),
+            (
+                "dave@example.com",
+                State::Active,
+                Colleague,
+                Decision::Relevel(Blocked),
+            ),
             // A whole domain raised to colleague.
-            ("eve@other.org", State::Active, Public, Decision::Relevel(Colleague)),
+            (
+                "eve@other.org",
+                State::Active,
+                Public,
+                Decision::Relevel(Colleague),
+            ),
             // Untouched watchers are not notified.
-            ("frank@example.com", State::Active, Colleague, Decision::Unchanged),
+            (
+                "frank@example.com",
+                State::Active,
+                Colleague,
+                Decision::Unchanged,
+            ),
             ("gina@third.net", State::Active, Public, Decision::Unchanged),
             // The user always sees everything.
             (ALICE, State::Active, Personal, Decision::Unchanged),
@@ -106,10 +135,30 @@ fn contacts_are_personal_and_rules_win() {
     check(
         &p2,
         &[
-            ("bob@example.com", State::Active, Personal, Decision::Relevel(Colleague)),
-            ("dave@example.com", State::Active, Blocked, Decision::Relevel(Colleague)),
-            ("eve@other.org", State::Active, Colleague, Decision::Relevel(Public)),
-            ("carol@other.org", State::Active, Public, Decision::Unchanged),
+            (
+                "bob@example.com",
+                State::Active,
+                Personal,
+                Decision::Relevel(Colleague),
+            ),
+            (
+                "dave@example.com",
+                State::Active,
+                Blocked,
+                Decision::Relevel(Colleague),
+            ),
+            (
+                "eve@other.org",
+                State::Active,
+                Colleague,
+                Decision::Relevel(Public),
+            ),
+            (
+                "carol@other.org",
+                State::Active,
+                Public,
+                Decision::Unchanged,
+            ),
         ],
     );
 }
@@ -140,17 +189,40 @@ fn pending_watchers_wait_until_placed() {
     // The user allows eve (a rule at public), blocks mallory, adds zoe as a contact.
     let p = settings(
         &["carol@other.org", "zoe@other.org"],
-        vec![rule("eve@other.org", Public), rule("mallory@other.org", Blocked)],
+        vec![
+            rule("eve@other.org", Public),
+            rule("mallory@other.org", Blocked),
+        ],
         true,
     );
     check(
         &p,
         &[
-            ("eve@other.org", State::Pending, Public, Decision::Approve(Public)),
+            (
+                "eve@other.org",
+                State::Pending,
+                Public,
+                Decision::Approve(Public),
+            ),
             // Polite blocking: active, sees offline, cannot tell.
-            ("mallory@other.org", State::Pending, Public, Decision::Approve(Blocked)),
-            ("zoe@other.org", State::Pending, Public, Decision::Approve(Personal)),
-            ("yann@other.org", State::Pending, Public, Decision::Unchanged),
+            (
+                "mallory@other.org",
+                State::Pending,
+                Public,
+                Decision::Approve(Blocked),
+            ),
+            (
+                "zoe@other.org",
+                State::Pending,
+                Public,
+                Decision::Approve(Personal),
+            ),
+            (
+                "yann@other.org",
+                State::Pending,
+                Public,
+                Decision::Unchanged,
+            ),
         ],
     );
     // Turning confirmation on never sends an active watcher back to pending.
@@ -181,8 +253,14 @@ fn what_a_relevelled_watcher_sees() {
     let public = access::filter(&doc, Public).to_bytes();
     let public = String::from_utf8(public).unwrap();
     assert!(public.contains("<basic>open</basic>"), "{public}");
-    assert!(!public.contains("quarterly review") && !public.contains("meeting"), "{public}");
+    assert!(
+        !public.contains("quarterly review") && !public.contains("meeting"),
+        "{public}"
+    );
     let colleague = String::from_utf8(access::filter(&doc, Colleague).to_bytes()).unwrap();
-    assert!(colleague.contains("quarterly review") && colleague.contains("meeting"), "{colleague}");
+    assert!(
+        colleague.contains("quarterly review") && colleague.contains("meeting"),
+        "{colleague}"
+    );
     assert_eq!(access::filter(&doc, Personal), doc);
 }

@@ -241,7 +241,9 @@ async fn rule_job(
                 if usize::try_from(n).unwrap_or(usize::MAX) >= MAX_RULES_PER_USER {
                     return Err(ContactError::new(
                         "rules",
-                        format!("{owner} has {n} presence rules; the limit is {MAX_RULES_PER_USER}"),
+                        format!(
+                            "{owner} has {n} presence rules; the limit is {MAX_RULES_PER_USER}"
+                        ),
                     )
                     .into());
                 }
@@ -264,7 +266,11 @@ async fn rule_job(
     Ok(true)
 }
 
-async fn confirm_job(conn: &mut SqliteConnection, owner: Address, on: bool) -> Result<(), StoreError> {
+async fn confirm_job(
+    conn: &mut SqliteConnection,
+    owner: Address,
+    on: bool,
+) -> Result<(), StoreError> {
     let id = owner_id(&mut *conn, &owner).await?;
     sqlx::query(
         "INSERT INTO presence_settings (owner_id, confirm_strangers) VALUES (?1, ?2) \
@@ -430,7 +436,10 @@ mod tests {
         assert_eq!(store.presence_change_head().await.unwrap(), 0);
 
         // Unknown owner.
-        let e = store.list_contacts(&a("nobody@example.com")).await.unwrap_err();
+        let e = store
+            .list_contacts(&a("nobody@example.com"))
+            .await
+            .unwrap_err();
         assert!(e.is_not_found(), "{e}");
         let e = store
             .add_contact(&a("nobody@example.com"), &a("bob@x.org"), None, None)
@@ -450,42 +459,98 @@ mod tests {
             .unwrap();
         assert_eq!(c.groups, vec![team.clone()]);
         store
-            .add_contact(&alice, &a("bob@x.org"), None, Some(GroupName::parse("Friends").unwrap()))
+            .add_contact(
+                &alice,
+                &a("bob@x.org"),
+                None,
+                Some(GroupName::parse("Friends").unwrap()),
+            )
             .await
             .unwrap();
-        store.add_contact(&alice, &a("carol@example.com"), None, None).await.unwrap();
+        store
+            .add_contact(&alice, &a("carol@example.com"), None, None)
+            .await
+            .unwrap();
         let list = store.list_contacts(&alice).await.unwrap();
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].address, a("bob@x.org"));
         assert_eq!(list[0].display_name.as_ref().unwrap().as_str(), "Bob");
         assert_eq!(
-            list[0].groups.iter().map(GroupName::as_str).collect::<Vec<_>>(),
+            list[0]
+                .groups
+                .iter()
+                .map(GroupName::as_str)
+                .collect::<Vec<_>>(),
             ["Friends", "Team"]
         );
         assert!(list[1].groups.is_empty());
 
         // Removing from one group keeps the contact; removing it drops its groups.
-        assert!(store.remove_contact(&alice, &a("bob@x.org"), Some(&team)).await.unwrap());
-        assert!(!store.remove_contact(&alice, &a("bob@x.org"), Some(&team)).await.unwrap());
-        assert_eq!(store.list_contacts(&alice).await.unwrap()[0].groups.len(), 1);
-        assert!(store.remove_contact(&alice, &a("bob@x.org"), None).await.unwrap());
-        assert!(!store.remove_contact(&alice, &a("bob@x.org"), None).await.unwrap());
+        assert!(
+            store
+                .remove_contact(&alice, &a("bob@x.org"), Some(&team))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_contact(&alice, &a("bob@x.org"), Some(&team))
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            store.list_contacts(&alice).await.unwrap()[0].groups.len(),
+            1
+        );
+        assert!(
+            store
+                .remove_contact(&alice, &a("bob@x.org"), None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .remove_contact(&alice, &a("bob@x.org"), None)
+                .await
+                .unwrap()
+        );
         assert_eq!(store.list_contacts(&alice).await.unwrap().len(), 1);
 
         // Rules and settings.
         let dom = WatcherPattern::parse("x.org").unwrap();
         let eve = WatcherPattern::parse("eve@x.org").unwrap();
-        assert!(store.set_presence_rule(&alice, &dom, Some(AccessLevel::Blocked)).await.unwrap());
-        assert!(store.set_presence_rule(&alice, &eve, Some(AccessLevel::Personal)).await.unwrap());
-        assert!(!store.set_presence_rule(&alice, &eve, Some(AccessLevel::Personal)).await.unwrap());
+        assert!(
+            store
+                .set_presence_rule(&alice, &dom, Some(AccessLevel::Blocked))
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .set_presence_rule(&alice, &eve, Some(AccessLevel::Personal))
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .set_presence_rule(&alice, &eve, Some(AccessLevel::Personal))
+                .await
+                .unwrap()
+        );
         store.set_confirm_strangers(&alice, true).await.unwrap();
         let s = store.presence_settings(&alice).await.unwrap();
         assert!(s.policy.confirm_strangers);
         assert_eq!(
             s.policy.rules,
             vec![
-                PresenceRule { watcher: eve.clone(), level: AccessLevel::Personal },
-                PresenceRule { watcher: dom.clone(), level: AccessLevel::Blocked },
+                PresenceRule {
+                    watcher: eve.clone(),
+                    level: AccessLevel::Personal
+                },
+                PresenceRule {
+                    watcher: dom.clone(),
+                    level: AccessLevel::Blocked
+                },
             ]
         );
         assert!(store.set_presence_rule(&alice, &eve, None).await.unwrap());
@@ -495,7 +560,13 @@ mod tests {
         let head = store.presence_change_head().await.unwrap();
         assert!(head >= 9, "{head}");
         let changes = store.presence_changes(0, 10).await.unwrap();
-        assert_eq!(changes, vec![PresenceChange { seq: head, owner: alice.clone() }]);
+        assert_eq!(
+            changes,
+            vec![PresenceChange {
+                seq: head,
+                owner: alice.clone()
+            }]
+        );
         assert!(store.presence_changes(head, 10).await.unwrap().is_empty());
 
         // Removing the user removes everything of theirs.
@@ -534,19 +605,37 @@ mod tests {
         );
         // An existing contact can still be updated.
         store
-            .add_contact(&alice, &a("u1@x.org"), None, Some(GroupName::parse("g").unwrap()))
+            .add_contact(
+                &alice,
+                &a("u1@x.org"),
+                None,
+                Some(GroupName::parse("g").unwrap()),
+            )
             .await
             .unwrap();
         for i in 1..MAX_GROUPS_PER_USER {
             store
-                .add_contact(&alice, &a("u1@x.org"), None, Some(GroupName::parse(&format!("g{i}")).unwrap()))
+                .add_contact(
+                    &alice,
+                    &a("u1@x.org"),
+                    None,
+                    Some(GroupName::parse(&format!("g{i}")).unwrap()),
+                )
                 .await
                 .unwrap();
         }
         let e = store
-            .add_contact(&alice, &a("u2@x.org"), None, Some(GroupName::parse("too-many").unwrap()))
+            .add_contact(
+                &alice,
+                &a("u2@x.org"),
+                None,
+                Some(GroupName::parse("too-many").unwrap()),
+            )
             .await
             .unwrap_err();
-        assert!(matches!(e, StoreError::Invalid { field: "group", .. }), "{e}");
+        assert!(
+            matches!(e, StoreError::Invalid { field: "group", .. }),
+            "{e}"
+        );
     }
 }

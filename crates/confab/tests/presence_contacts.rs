@@ -171,7 +171,12 @@ fn api_policy_changes_renotify_exactly_the_affected_watchers() {
     assert!(n.body.contains("<basic>closed</basic>"), "{}", n.body);
     assert!(!n.body.contains("at-my-desk"), "{}", n.body);
     carol.idle(Duration::from_millis(2500));
-    assert_eq!(carol.notifies.len(), c0, "carol is not affected: {:?}", carol.notifies);
+    assert_eq!(
+        carol.notifies.len(),
+        c0,
+        "carol is not affected: {:?}",
+        carol.notifies
+    );
 
     // The admin removes the rule: alice sees the note again; carol still nothing.
     let admin_rule = format!(
@@ -180,7 +185,9 @@ fn api_policy_changes_renotify_exactly_the_affected_watchers() {
     );
     let r = curl(&["-X", "DELETE", "-H", &bearer(&tok), &admin_rule]);
     assert_eq!(r.status, 204, "{r:?}");
-    let n = alice.wait_notify(a0 + 1, T).expect("alice re-notified again");
+    let n = alice
+        .wait_notify(a0 + 1, T)
+        .expect("alice re-notified again");
     assert!(n.body.contains("at-my-desk"), "{}", n.body);
     let r = curl(&["-X", "DELETE", "-H", &bearer(&tok), &admin_rule]);
     assert_eq!(r.error(404).0, "not_found");
@@ -203,32 +210,63 @@ fn api_policy_changes_renotify_exactly_the_affected_watchers() {
     ]);
     assert_eq!(r.status, 201, "{r:?}");
     assert_eq!(r.json()["groups"][0], "Team");
-    carol.wait_notify(c0, T).expect("carol re-notified as a contact");
+    carol
+        .wait_notify(c0, T)
+        .expect("carol re-notified as a contact");
     alice.idle(Duration::from_millis(2000));
     assert_eq!(alice.notifies.len(), a1, "alice is not affected");
 
     // Precise errors.
     let post = |body: &str| {
         curl(&[
-            "-X", "POST", "-H", &bearer(&tok), "-H", JSON, "-d", body, &contacts,
+            "-X",
+            "POST",
+            "-H",
+            &bearer(&tok),
+            "-H",
+            JSON,
+            "-d",
+            body,
+            &contacts,
         ])
     };
-    assert_eq!(post(r#"{"address":"not an address"}"#).error(400).1.as_deref(), Some("address"));
-    assert_eq!(post(r#"{"address":"bob@example.com"}"#).error(400).1.as_deref(), Some("address"));
     assert_eq!(
-        post(r#"{"address":"x@y.org","group":""}"#).error(400).1.as_deref(),
+        post(r#"{"address":"not an address"}"#)
+            .error(400)
+            .1
+            .as_deref(),
+        Some("address")
+    );
+    assert_eq!(
+        post(r#"{"address":"bob@example.com"}"#)
+            .error(400)
+            .1
+            .as_deref(),
+        Some("address")
+    );
+    assert_eq!(
+        post(r#"{"address":"x@y.org","group":""}"#)
+            .error(400)
+            .1
+            .as_deref(),
         Some("group")
     );
     let r = curl(&[
         "-H",
         &bearer(&tok),
-        &format!("{}/api/admin/v1/users/nobody@example.com/contacts", srv.admin),
+        &format!(
+            "{}/api/admin/v1/users/nobody@example.com/contacts",
+            srv.admin
+        ),
     ]);
     assert_eq!(r.error(404).0, "not_found");
     let r = curl(&[
         "-H",
         &bearer(&tok),
-        &format!("{}/api/admin/v1/users/bob@elsewhere.org/contacts", srv.admin),
+        &format!(
+            "{}/api/admin/v1/users/bob@elsewhere.org/contacts",
+            srv.admin
+        ),
     ]);
     assert_eq!(r.error(400).1.as_deref(), Some("address"));
     let r = user_api(
@@ -288,12 +326,23 @@ fn pending_watchers_are_listed_and_allowed() {
     assert_eq!(r.status(), Some(200), "{r:?}");
     let n = eve.wait_notify(0, T).expect("first NOTIFY");
     assert!(
-        n.header("Subscription-State").unwrap().starts_with("pending"),
+        n.header("Subscription-State")
+            .unwrap()
+            .starts_with("pending"),
         "{n:?}"
     );
-    assert!(n.body.is_empty(), "a pending watcher sees no state: {}", n.body);
+    assert!(
+        n.body.is_empty(),
+        "a pending watcher sees no state: {}",
+        n.body
+    );
 
-    let r = user_api(&srv, d, "bob:bob-pw", &[&user_url(&srv, "presence-policy/pending")]);
+    let r = user_api(
+        &srv,
+        d,
+        "bob:bob-pw",
+        &[&user_url(&srv, "presence-policy/pending")],
+    );
     assert_eq!(r.status, 200, "{r:?}");
     let v = r.json();
     assert_eq!(v["watchers"][0]["watcher"], "eve@other.org", "{v}");
@@ -315,9 +364,15 @@ fn pending_watchers_are_listed_and_allowed() {
             ],
         )
     };
-    assert_eq!(decide(r#"{"decision":"maybe"}"#).error(400).1.as_deref(), Some("decision"));
     assert_eq!(
-        decide(r#"{"decision":"allow","level":"blocked"}"#).error(400).1.as_deref(),
+        decide(r#"{"decision":"maybe"}"#).error(400).1.as_deref(),
+        Some("decision")
+    );
+    assert_eq!(
+        decide(r#"{"decision":"allow","level":"blocked"}"#)
+            .error(400)
+            .1
+            .as_deref(),
         Some("level")
     );
     let r = decide(r#"{"decision":"allow"}"#);
@@ -325,11 +380,18 @@ fn pending_watchers_are_listed_and_allowed() {
     assert_eq!(r.json()["level"], "public");
     let n = eve.wait_notify(1, T).expect("NOTIFY after approval");
     assert!(
-        n.header("Subscription-State").unwrap().starts_with("active"),
+        n.header("Subscription-State")
+            .unwrap()
+            .starts_with("active"),
         "{n:?}"
     );
     assert!(n.body.contains("<basic>closed</basic>"), "{}", n.body);
-    let r = user_api(&srv, d, "bob:bob-pw", &[&user_url(&srv, "presence-policy/pending")]);
+    let r = user_api(
+        &srv,
+        d,
+        "bob:bob-pw",
+        &[&user_url(&srv, "presence-policy/pending")],
+    );
     assert_eq!(r.json()["watchers"].as_array().unwrap().len(), 0);
     // The decision is a stored rule.
     let r = user_api(&srv, d, "bob:bob-pw", &[&user_url(&srv, "presence-policy")]);
@@ -399,11 +461,11 @@ fn resource_list_subscription_full_then_partial_and_after_restart() {
     let r = subscribe(&mut alice, list, "l0", &[]);
     assert_eq!(r.status(), Some(421), "{r:?}");
     assert_eq!(r.header("Require"), Some("eventlist"));
-    let r = subscribe(&mut bob, list, "l1", &[eventlist.clone()]);
+    let r = subscribe(&mut bob, list, "l1", std::slice::from_ref(&eventlist));
     assert_eq!(r.status(), Some(403), "{r:?}");
 
     assert_eq!(publish(&mut bob, "open", "bob-note-1").status(), Some(200));
-    let r = subscribe(&mut alice, list, "l2", &[eventlist.clone()]);
+    let r = subscribe(&mut alice, list, "l2", std::slice::from_ref(&eventlist));
     assert_eq!(r.status(), Some(200), "{r:?}");
     assert_eq!(r.header("Require"), Some("eventlist"));
 
@@ -415,14 +477,22 @@ fn resource_list_subscription_full_then_partial_and_after_restart() {
     let uris: Vec<&str> = l.resources.iter().map(|r| r.uri.as_str()).collect();
     assert_eq!(
         uris,
-        ["sip:bob@example.com", "sip:carol@example.com", "sip:eve@other.org"]
+        [
+            "sip:bob@example.com",
+            "sip:carol@example.com",
+            "sip:eve@other.org"
+        ]
     );
     let eve = &l.resources[2].instances[0];
     assert_eq!(eve.state, InstanceState::Pending);
     assert!(eve.cid.is_none());
     assert_eq!(l.resources[0].names[0].text, "Bob");
     let b = part_of(&rel, &l, "sip:bob@example.com").expect("bob's part");
-    assert!(String::from_utf8(b.to_bytes()).unwrap().contains("bob-note-1"));
+    assert!(
+        String::from_utf8(b.to_bytes())
+            .unwrap()
+            .contains("bob-note-1")
+    );
 
     // Bob publishes: a partial NOTIFY with bob only.
     alice.idle(Duration::from_millis(1100));
@@ -433,7 +503,11 @@ fn resource_list_subscription_full_then_partial_and_after_restart() {
     assert!(!l.full_state, "{}", n.body);
     assert_eq!(l.resources.len(), 1);
     let b = part_of(&rel, &l, "sip:bob@example.com").expect("bob's part");
-    assert!(String::from_utf8(b.to_bytes()).unwrap().contains("bob-note-2"));
+    assert!(
+        String::from_utf8(b.to_bytes())
+            .unwrap()
+            .contains("bob-note-2")
+    );
 
     // Bob blocks alice: her list shows bob offline (the part is filtered by bob's policy).
     alice.idle(Duration::from_millis(1100));
@@ -453,11 +527,17 @@ fn resource_list_subscription_full_then_partial_and_after_restart() {
         ],
     );
     assert_eq!(r.status, 200, "{r:?}");
-    let n = alice.wait_notify(seen, T).expect("NOTIFY after bob's block");
+    let n = alice
+        .wait_notify(seen, T)
+        .expect("NOTIFY after bob's block");
     let (l, rel) = list_body(&n);
     assert!(!l.full_state);
-    let b = String::from_utf8(part_of(&rel, &l, "sip:bob@example.com").unwrap().to_bytes()).unwrap();
-    assert!(b.contains("<basic>closed</basic>") && !b.contains("bob-note-2"), "{b}");
+    let b =
+        String::from_utf8(part_of(&rel, &l, "sip:bob@example.com").unwrap().to_bytes()).unwrap();
+    assert!(
+        b.contains("<basic>closed</basic>") && !b.contains("bob-note-2"),
+        "{b}"
+    );
 
     // Alice adds dave through the user API: full state with four contacts.
     alice.idle(Duration::from_millis(1100));
@@ -477,7 +557,9 @@ fn resource_list_subscription_full_then_partial_and_after_restart() {
         ],
     );
     assert_eq!(r.status, 201, "{r:?}");
-    let n = alice.wait_notify(seen, T).expect("NOTIFY after the list changed");
+    let n = alice
+        .wait_notify(seen, T)
+        .expect("NOTIFY after the list changed");
     let (l, _) = list_body(&n);
     assert!(l.full_state);
     assert_eq!(l.resources.len(), 4);

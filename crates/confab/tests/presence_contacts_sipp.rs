@@ -134,7 +134,10 @@ fn sipp_subscribes_to_a_contact_list() {
         return;
     }
     let (dir, srv, udp, tok) = setup();
-    let o = run(dir.path(), &["contacts", "add", "alice@example.com", "bob@example.com"]);
+    let o = run(
+        dir.path(),
+        &["contacts", "add", "alice@example.com", "bob@example.com"],
+    );
     common::expect_code(&o, 0);
     let watcher = {
         let udp = udp.clone();

@@ -194,7 +194,9 @@ async fn inner(
                 }
             } else {
                 match &group {
-                    Some(g) => anyhow::bail!("{contact} is not in group `{g}` of {owner}'s contacts"),
+                    Some(g) => {
+                        anyhow::bail!("{contact} is not in group `{g}` of {owner}'s contacts")
+                    }
                     None => anyhow::bail!("{contact} is not one of {owner}'s contacts"),
                 }
             }

@@ -235,8 +235,7 @@ async fn remove(
     let Query(q) = query.map_err(|e| ApiError::invalid("query", e.body_text()))?;
     let contact = parse_contact(owner, contact)?;
     let group = q.group.as_deref().map(parse_group).transpose()?;
-    if s
-        .contacts
+    if s.contacts
         .remove_contact(owner, &contact, group.as_ref())
         .await?
     {
