@@ -580,6 +580,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn restore_keeps_contacts_and_rules() {
+        // Restore empties every table before refilling any: the cascade from `users` must
+        // not remove the contacts copied back before it.
+        let (dir, store) = temp_store().await;
+        let alice = a("alice@example.com");
+        store.add_user(NewUser::new(alice.clone())).await.unwrap();
+        store
+            .add_contact(&alice, &a("bob@x.org"), None, Some(GroupName::parse("g").unwrap()))
+            .await
+            .unwrap();
+        let w = WatcherPattern::parse("x.org").unwrap();
+        store
+            .set_presence_rule(&alice, &w, Some(AccessLevel::Blocked))
+            .await
+            .unwrap();
+        let backup = dir.path().join("b.db");
+        store.backup(&backup).await.unwrap();
+        store.remove_user(&alice).await.unwrap();
+        store.restore(&backup).await.unwrap();
+        let s = store.presence_settings(&alice).await.unwrap();
+        assert_eq!(s.contacts.len(), 1);
+        assert_eq!(s.contacts[0].groups.len(), 1);
+        assert_eq!(s.policy.rules.len(), 1);
+    }
+
+    #[tokio::test]
     async fn limits_are_checked_in_the_write() {
         let (_dir, store) = temp_store().await;
         let alice = a("alice@example.com");

@@ -589,9 +589,9 @@ async fn backup_and_restore_on_a_live_store() {
     let r = store.restore(&bpath).await.unwrap();
     assert_eq!(r.backup_schema_version, supported_schema_version());
     // users, api_tokens, bindings, the five filter-policy tables of migration 0003, the
-    // subscriptions and publications of migration 0005 and the two message-queue tables of
-    // migration 0007
-    assert_eq!(r.tables, 12);
+    // subscriptions and publications of migration 0005, the five contact and presence-policy
+    // tables of migration 0006 and the two message-queue tables of migration 0007
+    assert_eq!(r.tables, 17);
     assert_eq!(r.rows, snapshot + 1);
     assert!(restores.has_changed().unwrap());
     assert_eq!(*restores.borrow_and_update(), 1);
