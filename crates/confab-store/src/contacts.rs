@@ -587,7 +587,12 @@ mod tests {
         let alice = a("alice@example.com");
         store.add_user(NewUser::new(alice.clone())).await.unwrap();
         store
-            .add_contact(&alice, &a("bob@x.org"), None, Some(GroupName::parse("g").unwrap()))
+            .add_contact(
+                &alice,
+                &a("bob@x.org"),
+                None,
+                Some(GroupName::parse("g").unwrap()),
+            )
             .await
             .unwrap();
         let w = WatcherPattern::parse("x.org").unwrap();
