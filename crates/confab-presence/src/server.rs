@@ -24,10 +24,14 @@
 //! jump by [`RESTART_SEQ_JUMP`] at reload, so they keep increasing for the watcher although
 //! they are not written at every NOTIFY.
 //!
+//! Stored access policies and contact lists reach the subscriptions through
+//! [`crate::policies`]; subscriptions to `sip:USER-contacts@DOMAIN` are the resource list
+//! server of [`crate::rls`] (hooks here: the list branch of a new SUBSCRIBE, the member index
+//! of the registry, the list branch of the notifier).
+//!
 //! What it does not do (yet): the dialog event package (RFC 4235; `dialog` is answered
-//! 489), resource lists (RFC 4662), partial notification bodies (RFC 5263 is computed by
-//! [`crate::access::notify_body`] but not offered), stored access policies (every watcher
-//! gets the default level of [`crate::access::access_level`]), pending-watcher decisions.
+//! 489), partial notification bodies (RFC 5263 is computed by
+//! [`crate::access::notify_body`] but not offered).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
