@@ -14,8 +14,6 @@ pub enum Entity {
     Token,
     /// A presence publication, keyed by entity-tag.
     Publication,
-    /// A contact of a user's list, keyed by its address.
-    Contact,
 }
 
 impl fmt::Display for Entity {
@@ -25,7 +23,6 @@ impl fmt::Display for Entity {
             Entity::PhoneNumber => "phone number",
             Entity::Token => "API token",
             Entity::Publication => "publication",
-            Entity::Contact => "contact",
         })
     }
 }
