@@ -611,6 +611,46 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_database_from_before_migration_6_gets_it_at_open() {
+        // Databases made before this change have 0007 applied and not 0006: opening them
+        // applies 0006 (sqlx applies every migration not yet recorded).
+        let (dir, store) = temp_store().await;
+        let path = dir.path().join("t.db");
+        store.close().await;
+        {
+            use sqlx::Connection as _;
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+                .await
+                .unwrap();
+            for t in [
+                "contact_groups",
+                "contacts",
+                "presence_rules",
+                "presence_settings",
+                "presence_changes",
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP TABLE {t}")))
+                    .execute(&mut c)
+                    .await
+                    .unwrap();
+            }
+            sqlx::query("DELETE FROM _sqlx_migrations WHERE version = 6")
+                .execute(&mut c)
+                .await
+                .unwrap();
+            c.close().await.unwrap();
+        }
+        let store = SqliteStore::open(StoreConfig::new(path)).await.unwrap();
+        let alice = a("alice@example.com");
+        store.add_user(NewUser::new(alice.clone())).await.unwrap();
+        store
+            .add_contact(&alice, &a("bob@x.org"), None, None)
+            .await
+            .unwrap();
+        assert_eq!(store.list_contacts(&alice).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
     async fn limits_are_checked_in_the_write() {
         let (_dir, store) = temp_store().await;
         let alice = a("alice@example.com");
