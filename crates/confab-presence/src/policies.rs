@@ -144,6 +144,11 @@ pub fn reevaluate(
     }
 }
 
+/// The packages whose NOTIFYs are cut by the watcher's level (and so follow the policy).
+pub fn levelled(package: EventPackage) -> bool {
+    matches!(package, EventPackage::Presence | EventPackage::Dialog)
+}
+
 /// Applies `policy` to the presence subscriptions of `owner` in the registry; returns how
 /// many were changed.
 fn apply_to_subscriptions(
@@ -163,7 +168,8 @@ fn apply_to_subscriptions(
         let Some(s) = st.subs.get_mut(&id) else {
             continue;
         };
-        if s.sub.package != EventPackage::Presence || s.list.is_some() {
+        // Presence and calls (the `dialog` package) are cut by the same level.
+        if !levelled(s.sub.package) || s.list.is_some() {
             continue;
         }
         let watcher = if s.authenticated {
@@ -237,7 +243,7 @@ pub(crate) async fn relevel_all(inner: &Arc<Inner>) {
         let mut v: Vec<String> = st
             .subs
             .values()
-            .filter(|s| s.sub.package == EventPackage::Presence && s.list.is_none())
+            .filter(|s| levelled(s.sub.package) && s.list.is_none())
             .map(|s| s.sub.resource.clone())
             .collect();
         v.sort();

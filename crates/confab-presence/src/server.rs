@@ -1108,7 +1108,7 @@ impl PresenceHandler {
             .policies
             .get(&*inner.ports.contacts, resource.as_str())
             .await;
-        let authorized = package != EventPackage::Presence
+        let authorized = !crate::policies::levelled(package)
             || matches!(
                 access::authorize(watcher_addr.as_ref(), resource, &settings.policy),
                 access::Authorization::Accept(_)
