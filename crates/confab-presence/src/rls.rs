@@ -11,7 +11,11 @@
 //! contacts whose visible state changed (`fullState="false"`, RFC 4662 §5.2: "partial
 //! state"). A SUBSCRIBE to a list URI without `Supported: eventlist` gets
 //! `421 Extension Required` with `Require: eventlist` (RFC 4662 §4.1: the subscriber must
-//! signal support; otherwise the RLS rejects with 421).
+//! signal support; otherwise the RLS rejects with 421). These RFC 4662 rules are
+//! paraphrased: the stored copies of the RFC reachable when this was written returned only
+//! its first page, so §4 could not be quoted; the RLMI and multipart examples of §5 are the
+//! vectors in `confab-xml/tests/vectors` (provenance in their README) and
+//! `tests/rls.rs` checks produced bodies against them.
 //!
 //! Back-end subscriptions are internal: a contact who is a user of this server is watched
 //! through the server's own state (no SIP), with the same aggregation and the same
