@@ -7,6 +7,9 @@
 //! [`StoreError`]. Validation of every record happens here, once, when the record is built,
 //! so a store never sees an invalid address or number.
 //!
+//! The [`contacts`] module holds the server-stored contact lists and presence policies and
+//! their [`contacts::ContactStore`] port (with the change feed front ends follow).
+//!
 //! What it does not do: I/O, SQL, clocks, async runtimes. Implementations live in the
 //! adapters tier (`confab-store`: SQLite now, PostgreSQL later); roles depend only on these
 //! traits.
