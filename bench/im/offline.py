@@ -17,6 +17,7 @@ Both run --rounds times, the servers alternated, medians printed.
 """
 
 import argparse
+import importlib.util
 import hashlib
 import os
 import re
@@ -31,8 +32,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "frontend"))
-import bench as fe  # noqa: E402
+# bench/frontend/bench.py: processes, CPU of a process tree, SIPp, Confab provisioning.
+_spec = importlib.util.spec_from_file_location("frontend_bench", os.path.join(HERE, "..", "frontend", "bench.py"))
+fe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(fe)
 
 DOMAIN = fe.DOMAIN
 HOST = fe.HOST
@@ -42,8 +45,30 @@ IDLE = 2.0
 log = fe.log
 
 
+def precise_cpu(server):
+    """On-CPU seconds of the server's process tree, every thread, from
+    /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks)."""
+    total = 0
+    for pid in fe.tree_pids(server.proc.pid):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e9
+
+
 class Kamailio(fe.Server):
     name = "kamailio"
+    settle = SETTLE  # tm's 5 s wait timer
+
+    def cpu(self):
+        return precise_cpu(self)
 
     def __init__(self, args, work):
         super().__init__(args, work)
@@ -76,6 +101,11 @@ class Kamailio(fe.Server):
 
 
 class Confab(fe.Confab):
+    settle = 33.0  # Timer J (32 s on UDP) frees the MESSAGE/REGISTER server transactions
+
+    def cpu(self):
+        return precise_cpu(self)
+
     def config_text(self):
         with open(self.args.confab_config) as f:
             text = f.read()
@@ -133,7 +163,7 @@ def store_run(args, server, rate, run_dir):
         idle = idle_rate(server)
         c0, t0 = server.cpu(), time.time()
         r = store(args, server, run_dir, "store", int(rate * args.duration), rate)
-        time.sleep(SETTLE)
+        time.sleep(server.settle)
         c1, t1 = server.cpu(), time.time()
         r["us"] = ((c1 - c0) - idle * (t1 - t0)) * 1e6 / r["succ"] if r["succ"] else float("nan")
         return r
@@ -315,7 +345,7 @@ def deliver_run(args, server, run_dir):
         c0, t0 = server.cpu(), time.time()
         done = ua.register_all(args.recipients, n, args.deliver_timeout)
         t_last = ua.t_last
-        ua.drain(SETTLE)
+        ua.drain(server.settle)
         c1, t1 = server.cpu(), time.time()
         got = len(ua.got)
         res = dict(n=n, got=got, reg_ok=ua.reg_ok, reg_fail=ua.reg_fail, fail=ua.fail,
