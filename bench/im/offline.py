@@ -8,7 +8,7 @@ process, SIPp and server helpers are bench/frontend/bench.py's.
             example.com that have no registered contact, at stepped rates (--store-rates);
             each is stored durably and answered 202 Accepted. Server CPU per stored message,
             clean rate.
-  deliver   --deliver-messages messages are stored for the recipients (--per-user each),
+  deliver   --recipients x --per-user messages are stored (--fill-rate per second),
             then a UA in this process REGISTERs every recipient (MD5 digest) and answers
             every MESSAGE the server sends with 200: messages per second delivered (first
             REGISTER to last MESSAGE received) and server CPU per delivered message
@@ -385,11 +385,12 @@ def main():
     ap.add_argument("--only", choices=("kamailio", "confab"))
     ap.add_argument("--users", type=int, default=10000, help="users provisioned (default 10000)")
     ap.add_argument("--recipients", type=int, default=1000, help="offline recipients (default 1000)")
-    ap.add_argument("--store-rates", default="500,1000,2000",
+    ap.add_argument("--store-rates", default="200,500,1000,2000",
                     help="offered MESSAGE rates; stepping stops at the first unclean one")
     ap.add_argument("--duration", type=float, default=6.0, help="seconds per store step (default 6)")
-    ap.add_argument("--per-user", type=int, default=10, help="deliver: messages per recipient (default 10)")
-    ap.add_argument("--fill-rate", type=float, default=500.0, help="deliver: storing rate (default 500/s)")
+    ap.add_argument("--per-user", type=int, default=5, help="deliver: messages per recipient (default 5)")
+    ap.add_argument("--fill-rate", type=float, default=200.0,
+                    help="deliver: storing rate (default 200/s: msilo on SQLite stores about 300/s here)")
     ap.add_argument("--window", type=int, default=100, help="deliver: outstanding REGISTERs (default 100)")
     ap.add_argument("--deliver-timeout", type=float, default=120.0)
     ap.add_argument("--server-cpu", type=int, default=0)
