@@ -161,7 +161,11 @@ fn apply_to_subscriptions(
     let ids: Vec<String> = st
         .by_resource
         .get(owner.as_str())
-        .cloned()
+        .map(|r| {
+            let mut v = r.ids(EventPackage::Presence).to_vec();
+            v.extend_from_slice(r.ids(EventPackage::Dialog));
+            v
+        })
         .unwrap_or_default();
     let mut changed = 0;
     for id in ids {

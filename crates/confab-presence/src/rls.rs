@@ -567,7 +567,11 @@ pub(crate) async fn owner_changed(
 ) {
     let resource = list_uri(owner);
     let mut st = lock(&inner.state);
-    let ids: Vec<String> = st.by_resource.get(&resource).cloned().unwrap_or_default();
+    let ids: Vec<String> = st
+        .by_resource
+        .get(&resource)
+        .map(|r| r.ids(EventPackage::Presence).to_vec())
+        .unwrap_or_default();
     for id in ids {
         let Some(s) = st.subs.get_mut(&id) else {
             continue;
@@ -577,13 +581,13 @@ pub(crate) async fn owner_changed(
         };
         let before = Sub {
             list: Some(l.clone()),
-            ..s.clone()
+            ..(**s).clone()
         };
         let changed = l.set_contacts(&settings.stored.contacts);
         s.list = Some(l);
         if changed {
             s.sub.handle_change(t);
-            let after = s.clone();
+            let after = (**s).clone();
             st.lists.remove(&id, &before);
             st.lists.insert(&id, &after);
             st.arm(&id);
