@@ -325,6 +325,10 @@ impl Registry {
 
     /// The resource's state changed: its subscriptions of `package` owe a NOTIFY.
     pub(crate) fn changed(&mut self, resource: &str, package: EventPackage, now: Timestamp) {
+        if package == EventPackage::Presence {
+            // Resource lists showing it (`crate::rls`), whether or not it has direct watchers.
+            self.member_changed(resource, now);
+        }
         let Some(subs) = self.by_resource.get(resource) else {
             return;
         };
@@ -335,9 +339,6 @@ impl Registry {
                     self.timers.push(Reverse((t.as_millis(), id.clone())));
                 }
             }
-        }
-        if package == EventPackage::Presence {
-            self.member_changed(resource, now);
         }
     }
 }
