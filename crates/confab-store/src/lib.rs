@@ -45,6 +45,7 @@
 
 mod backup;
 mod config;
+mod direct_writer;
 mod error;
 mod events;
 mod messages;

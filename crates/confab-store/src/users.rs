@@ -1,7 +1,7 @@
 //! [`UserStore`] on SQLite.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -463,7 +463,7 @@ impl UserStore for SqliteStore {
 /// this store clears the whole cache once it has committed (or failed), a restore clears it
 /// inside its writer job, and another process's commit (`confab user add` / `passwd` /
 /// `remove` beside a running server) clears it within 2 s (the foreign-write check of
-/// `registrations.rs`). When full it is cleared rather than evicting one by one: cheap, and a
+/// `direct_writer.rs`, run every 2 s by `registrations.rs`). When full it is cleared rather than evicting one by one: cheap, and a
 /// refill costs one read per user. `store.user_cache_entries = 0` turns it off.
 #[derive(Debug, Default)]
 pub(crate) struct UserCache {
@@ -471,8 +471,6 @@ pub(crate) struct UserCache {
     /// Bumped by every invalidation; a read started under an older version is not cached.
     version: AtomicU64,
     capacity: usize,
-    /// `PRAGMA data_version` seen by the last foreign-write check (`i64::MIN`: none yet).
-    pub(crate) seen_data_version: AtomicI64,
 }
 
 impl UserCache {
@@ -481,7 +479,6 @@ impl UserCache {
             map: Default::default(),
             version: AtomicU64::new(0),
             capacity,
-            seen_data_version: AtomicI64::new(i64::MIN),
         }
     }
 
