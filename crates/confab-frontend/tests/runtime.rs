@@ -84,6 +84,66 @@ async fn overload_sheds_new_requests_and_absorbs_retransmissions() {
     s.stop().await;
 }
 
+/// A chain step that blocks its worker (a CPU-bound stall) for 300 ms on requests carrying
+/// `X-Stall`.
+#[derive(Debug)]
+struct Stall;
+
+#[async_trait]
+impl RequestHandler for Stall {
+    fn name(&self) -> &'static str {
+        "stall"
+    }
+    async fn handle(&self, ctx: &mut RequestContext) -> Outcome {
+        if ctx.request.contains("X-Stall") {
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        Outcome::Continue
+    }
+}
+
+/// A request that waited in the queues before the chain (here: the worker's inbox, while
+/// the worker was stalled) longer than `max_queue_delay_ms` is shed by its own age, although
+/// the chain's delay average is low; requests arriving afterwards are served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_that_queued_too_long_before_the_chain_are_shed() {
+    let mut settings = FrontendSettings::new("test-node", &["example.com".into()]);
+    settings.frontend.workers = 1;
+    settings.frontend.max_queue_delay_ms = 100;
+    settings.frontend.overload_retry_after_s = 3;
+    let s = TestServer::builder()
+        .settings(settings)
+        .handler_before("dialog", Arc::new(Stall))
+        .start()
+        .await;
+    let mut ua = Ua::udp(s.addr(TransportKind::Udp), "visitor", "x").await;
+    let via = ua.via();
+    ua.send(&options(&via, false, "stall").replace("Max-Forwards: 70\n", "Max-Forwards: 70\nX-Stall: yes\n"))
+        .await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let via = ua.via();
+    ua.send(&options(&via, false, "queued")).await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let r = ua.recv().await;
+        got.push((r.call_id().unwrap().unwrap().to_owned(), r.status()));
+        if r.status() == Some(503) {
+            assert_eq!(r.get(HeaderName::RetryAfter).unwrap().value_str(), Some("3"));
+        }
+    }
+    got.sort();
+    assert_eq!(
+        got,
+        vec![("queued".into(), Some(503)), ("stall".into(), Some(200))]
+    );
+    // No queue any more: a new request is served.
+    let via = ua.via();
+    ua.send(&options(&via, false, "fresh")).await;
+    let r = ua.recv().await;
+    assert_eq!((r.status(), r.call_id().unwrap().unwrap()), (Some(200), "fresh"));
+    s.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn drain_refuses_new_requests_and_finishes_old_ones() {
     let s = TestServer::builder()

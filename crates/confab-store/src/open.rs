@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) writer: Writer,
     /// The direct (rusqlite) writer thread: binding writes and the mirror.
     pub(crate) direct: crate::direct_writer::DirectWriter,
+    /// The direct (rusqlite) reader thread: the digest check's user lookups.
+    pub(crate) reader: crate::direct_reader::DirectReader,
     pub(crate) restores: watch::Sender<u64>,
     /// In-memory mirror of the `bindings` table (`registrations.rs`).
     pub(crate) bindings: Arc<crate::registrations::BindingCache>,
@@ -253,6 +255,11 @@ impl SqliteStore {
             },
         )
         .map_err(io)?;
+        let reader = crate::direct_reader::DirectReader::spawn(
+            crate::direct_reader::connect(&path, &config).map_err(|e| sqlite_err(&path, e))?,
+            config.queue_depth,
+        )
+        .map_err(io)?;
         let writer = Writer::spawn(
             conn,
             config.max_batch,
@@ -269,6 +276,7 @@ impl SqliteStore {
                 read,
                 writer,
                 direct,
+                reader,
                 restores,
                 bindings,
                 users,
@@ -314,6 +322,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.inner.writer.shutdown().await;
         self.inner.direct.shutdown().await;
+        self.inner.reader.shutdown().await;
         self.inner.read.close().await;
     }
 

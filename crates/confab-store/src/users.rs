@@ -127,6 +127,43 @@ async fn fetch_user(
     .transpose()
 }
 
+/// [`fetch_user`] on the direct reader's rusqlite connection (the digest check's path).
+fn fetch_user_direct(
+    conn: &rusqlite::Connection,
+    address: &Address,
+) -> Result<Option<User>, StoreError> {
+    use crate::direct_writer::unavailable as db_unavailable;
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE domain = ? AND username = ?"
+        ))
+        .map_err(db_unavailable)?;
+    let mut rows = stmt
+        .query([address.domain(), address.user()])
+        .map_err(db_unavailable)?;
+    let Some(r) = rows.next().map_err(db_unavailable)? else {
+        return Ok(None);
+    };
+    let row = (|| {
+        Ok::<_, rusqlite::Error>(UserRow {
+            username: r.get(0)?,
+            domain: r.get(1)?,
+            display_name: r.get(2)?,
+            phone: r.get(3)?,
+            role: r.get(4)?,
+            ha1_md5: r.get(5)?,
+            ha1_sha256: r.get(6)?,
+            ha1_sha512_256: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    })()
+    .map_err(db_unavailable)?;
+    User::try_from(row).map(Some)
+}
+
 async fn insert_user(
     conn: &mut SqliteConnection,
     u: &NewUser,
@@ -372,9 +409,12 @@ impl UserStore for SqliteStore {
             return Ok(hit);
         }
         let version = cache.version();
-        let mut conn = self.inner.read.acquire().await.map_err(unavailable)?;
-        let user = fetch_user(&mut conn, address).await?;
-        drop(conn);
+        let a = address.clone();
+        let user = self
+            .inner
+            .reader
+            .read(move |conn| fetch_user_direct(conn, &a))
+            .await?;
         if cache.insert(version, address, &user) {
             crate::registrations::watch_foreign_writes_once(&self.inner);
         }
