@@ -118,9 +118,12 @@ async fn requests_that_queued_too_long_before_the_chain_are_shed() {
         .await;
     let mut ua = Ua::udp(s.addr(TransportKind::Udp), "visitor", "x").await;
     let via = ua.via();
-    ua.send(&options(&via, false, "stall").replace("Max-Forwards: 70\n", "Max-Forwards: 70\nX-Stall: yes\n"))
-        .await;
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    ua.send(
+        &options(&via, false, "stall")
+            .replace("Max-Forwards: 70\n", "Max-Forwards: 70\nX-Stall: yes\n"),
+    )
+    .await;
+    // Right behind it (one receive batch): it waits in the inbox while the worker stalls.
     let via = ua.via();
     ua.send(&options(&via, false, "queued")).await;
     let mut got = Vec::new();
@@ -128,7 +131,10 @@ async fn requests_that_queued_too_long_before_the_chain_are_shed() {
         let r = ua.recv().await;
         got.push((r.call_id().unwrap().unwrap().to_owned(), r.status()));
         if r.status() == Some(503) {
-            assert_eq!(r.get(HeaderName::RetryAfter).unwrap().value_str(), Some("3"));
+            assert_eq!(
+                r.get(HeaderName::RetryAfter).unwrap().value_str(),
+                Some("3")
+            );
         }
     }
     got.sort();
@@ -140,7 +146,10 @@ async fn requests_that_queued_too_long_before_the_chain_are_shed() {
     let via = ua.via();
     ua.send(&options(&via, false, "fresh")).await;
     let r = ua.recv().await;
-    assert_eq!((r.status(), r.call_id().unwrap().unwrap()), (Some(200), "fresh"));
+    assert_eq!(
+        (r.status(), r.call_id().unwrap().unwrap()),
+        (Some(200), "fresh")
+    );
     s.stop().await;
 }
 
