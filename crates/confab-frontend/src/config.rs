@@ -25,10 +25,8 @@ pub struct FrontendConfig {
     /// then absorbed by the transaction).
     pub max_pending_per_worker: usize,
     /// Overload control by delay: when requests have recently spent longer than this in the
-    /// chain and the registrar (a moving average), or a request waited longer than this
-    /// between the transport reading it and its worker taking it (queues before the chain),
-    /// new out-of-dialog requests are answered 503 with `Retry-After` at once instead of
-    /// queueing; in-dialog requests still pass.
+    /// chain and the registrar (a moving average), new out-of-dialog requests are answered
+    /// 503 with `Retry-After` at once instead of queueing; in-dialog requests still pass.
     /// Below SIP's 500 ms retransmission timer, so accepted requests are answered before UDP
     /// clients retransmit. 0 turns it off (only `max_pending_per_worker` limits).
     pub max_queue_delay_ms: u32,

@@ -508,7 +508,6 @@ impl FrontendBuilder {
                 originated: std::collections::HashMap::new(),
                 next_key: 0,
                 delay: worker::QueueDelay::default(),
-                stale_inbound: false,
             };
             tasks.push(tokio::spawn(w.run()));
         }

@@ -52,11 +52,8 @@ enum Done {
 /// `frontend.max_queue_delay_ms` new dialog-creating and out-of-dialog requests get 503 with
 /// `Retry-After` at once: an answer later than SIP's 500 ms retransmission timer only brings
 /// retransmissions, which cost CPU and make the queue longer still (the collapse the
-/// overload benchmark shows without it). A request that already waited past the limit
-/// before its worker took it (in the transport's event queue or the worker's inbox, where
-/// MESSAGE and INVITE queue under overload: their chain time is short) is shed the same way,
-/// by its own age (`Inbound::received_at`). In-dialog requests (BYE, re-INVITE, ACK) are
-/// never shed this way, so calls in progress complete.
+/// overload benchmark shows without it). In-dialog requests (BYE, re-INVITE, ACK) are never
+/// shed this way, so calls in progress complete.
 #[derive(Debug, Default)]
 pub(crate) struct QueueDelay {
     /// Exponentially weighted average (weight 1/8) of the latest requests' time in the chain,
@@ -92,10 +89,6 @@ pub(crate) struct Worker {
     pub(crate) originated: std::collections::HashMap<u64, tokio::sync::oneshot::Sender<u16>>,
     pub(crate) next_key: u64,
     pub(crate) delay: QueueDelay,
-    /// Set while the events of an inbound message that waited longer than
-    /// `frontend.max_queue_delay_ms` since the transport read it are polled: its new
-    /// requests are shed (the queue before the chain counts too).
-    pub(crate) stale_inbound: bool,
 }
 
 fn wall_ms() -> u64 {
@@ -162,9 +155,6 @@ impl Worker {
     fn on_inbound(&mut self, inb: Inbound, pending: &mut FuturesUnordered<DoneFuture>) {
         let now = self.now();
         let source = source_of(&inb);
-        let limit_ms = self.shared.config.max_queue_delay_ms;
-        self.stale_inbound = limit_ms > 0
-            && inb.received_at.elapsed() > std::time::Duration::from_millis(u64::from(limit_ms));
         if let Err(e) = self
             .proxy
             .handle_message(now, wall_ms(), inb.message, source)
@@ -172,7 +162,6 @@ impl Worker {
             tracing::debug!(error = %e, from = %inb.source, "unmatchable message dropped");
         }
         self.poll_events(pending);
-        self.stale_inbound = false;
     }
 
     fn poll_events(&mut self, pending: &mut FuturesUnordered<DoneFuture>) {
@@ -194,11 +183,9 @@ impl Worker {
                             .handle_outcome(now, tx, *ctx, Outcome::Respond(r));
                     } else if pending.len() >= self.shared.config.max_pending_per_worker
                         || (sheddable(&ctx)
-                            && (self.stale_inbound
-                                || self.delay.overloaded(
-                                    pending.len(),
-                                    self.shared.config.max_queue_delay_ms,
-                                )))
+                            && self
+                                .delay
+                                .overloaded(pending.len(), self.shared.config.max_queue_delay_ms))
                     {
                         metrics::counter!("confab_sip_requests_refused_total", "reason" => "overload")
                             .increment(1);

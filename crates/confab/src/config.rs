@@ -1006,7 +1006,7 @@ const FRONTEND_COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "max_queue_delay_ms",
-        "Overload control: when requests recently waited longer than this in authentication/routing/registration, or a request waited longer than this before its worker took it, new out-of-dialog requests get 503 with Retry-After; 0 = off.",
+        "Overload control: when requests recently waited longer than this in authentication/routing/registration, new out-of-dialog requests get 503 with Retry-After; 0 = off.",
     ),
     (
         "inbox",
