@@ -39,7 +39,7 @@ mod user;
 pub use address::{Address, AddressError};
 pub use error::{Entity, StoreError};
 pub use events::{
-    PublicationStore, RegistrationObserver, RequestSender, SendOutcome, StoredPublication,
+    DialogObserver, PublicationStore, RegistrationObserver, RequestSender, SendOutcome, StoredPublication,
     StoredSubscription, SubscriptionStore,
 };
 pub use phone::{PhoneError, PhoneNumber};

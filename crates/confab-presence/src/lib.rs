@@ -8,7 +8,9 @@
 //! - [`subscription`]: the notifier side of an RFC 6665 subscription (pending, active,
 //!   terminated with reasons, refresh, expiry, fetch) with RFC 6446-style NOTIFY
 //!   throttling;
-//! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication).
+//! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication);
+//! - [`dialogs`]: the users' INVITE dialogs as RFC 4235 state machines (the `dialog`
+//!   package's document, "on the phone" for aggregation), fed by the proxy's reports.
 //!
 //! Every type that outlives a request is plain data with serde derives, ready for the
 //! `SubscriptionStore` / `PublicationStore` traits a later change adds to `confab-core`.
@@ -19,11 +21,11 @@
 //!   package (RFC 3680) and watcher information (RFC 3857).
 //!
 //! The modules above `server` are pure: no clock, no randomness (`now` and random bytes
-//! are arguments). What this crate does not do: sockets, SQL (ports only), XCAP, and the
-//! dialog event package (RFC 4235, not built yet).
+//! are arguments). What this crate does not do: sockets, SQL (ports only), and XCAP.
 
 pub mod access;
 pub mod aggregate;
+pub mod dialogs;
 pub mod publication;
 pub mod server;
 pub mod subscription;

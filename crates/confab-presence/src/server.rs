@@ -24,8 +24,13 @@
 //! jump by [`RESTART_SEQ_JUMP`] at reload, so they keep increasing for the watcher although
 //! they are not written at every NOTIFY.
 //!
-//! What it does not do (yet): the dialog event package (RFC 4235; `dialog` is answered
-//! 489), resource lists (RFC 4662), partial notification bodies (RFC 5263 is computed by
+//! The dialog event package (RFC 4235, busy lamps) is fed by the proxy through
+//! [`confab_core::DialogObserver`] ([`PresenceServer::dialog_observer`], attached to
+//! INVITEs and BYEs by the `dialog-events` chain step [`PresenceServer::dialog_step`]); the
+//! dialog state is in memory ([`crate::dialogs`]) and a confirmed call makes the user "on
+//! the phone" in aggregation. Glue in `server/dialog_package.rs`.
+//!
+//! What it does not do (yet): resource lists (RFC 4662), partial notification bodies (RFC 5263 is computed by
 //! [`crate::access::notify_body`] but not offered), stored access policies (every watcher
 //! gets the default level of [`crate::access::access_level`]), pending-watcher decisions.
 
@@ -48,6 +53,7 @@ use confab_xml::{reginfo, watcherinfo};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{self, AccessLevel, AccessPolicy};
+use crate::dialogs::{DialogConfig, DialogTable};
 use crate::aggregate::{self, AggregateConfig, EndpointPublication};
 use crate::publication::{
     self, Publication, PublishConfig, PublishError, PublishRequest, Published,
@@ -57,16 +63,19 @@ use crate::subscription::{
     Subscription, SubscriptionConfig,
 };
 
+mod dialog_package;
+
 /// How much CSeq numbers and body versions jump when subscriptions are reloaded after a
 /// restart (they are persisted at subscribe and refresh, not at every NOTIFY; the state
 /// machine's coalescing keeps the NOTIFYs between two refreshes far below this).
 pub const RESTART_SEQ_JUMP: u32 = 1 << 16;
 
-/// The packages this server answers (RFC 4235 `dialog` is not served yet).
-pub const SERVED_PACKAGES: [EventPackage; 3] = [
+/// The packages this server answers.
+pub const SERVED_PACKAGES: [EventPackage; 4] = [
     EventPackage::Presence,
     EventPackage::PresenceWinfo,
     EventPackage::Reg,
+    EventPackage::Dialog,
 ];
 
 /// `Allow-Events` of this server.
@@ -91,6 +100,8 @@ pub struct PresenceConfig {
     pub retry_after_s: u32,
     /// Largest PUBLISH body in bytes (larger: 413). Device documents are a few KiB.
     pub max_publish_bytes: usize,
+    /// The dialog package (RFC 4235): how long dialogs are followed.
+    pub dialog: DialogConfig,
 }
 
 impl Default for PresenceConfig {
@@ -102,6 +113,7 @@ impl Default for PresenceConfig {
             max_publications_per_user: 32,
             retry_after_s: 30,
             max_publish_bytes: 32 * 1024,
+            dialog: DialogConfig::default(),
         }
     }
 }
@@ -282,6 +294,8 @@ struct Inner {
     sender: OnceLock<Arc<dyn RequestSender>>,
     state: Mutex<Registry>,
     wake: tokio::sync::Notify,
+    /// The users' INVITE dialogs (in memory: calls do not survive a restart either).
+    dialogs: Mutex<DialogTable>,
 }
 
 /// The presence role of one node. Cheap to clone.
@@ -382,6 +396,7 @@ impl PresenceServer {
                 sender: OnceLock::new(),
                 state: Mutex::new(state),
                 wake: tokio::sync::Notify::new(),
+                dialogs: Mutex::new(DialogTable::new()),
             }),
         })
     }
@@ -594,6 +609,7 @@ async fn sweep(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         let t = now();
+        dialog_package::sweep(&inner, t);
         let expired = {
             let mut st = lock(&inner.state);
             let mut gone: Vec<String> = Vec::new();
@@ -633,6 +649,7 @@ enum GroupState {
     Presence(Box<Presence>),
     Reg(Vec<confab_core::Binding>),
     Winfo(Vec<watcherinfo::Watcher>),
+    Dialog(Box<confab_xml::dialog_info::DialogInfo>),
 }
 
 async fn presence_state(inner: &Inner, resource: &str) -> Presence {
@@ -669,7 +686,7 @@ async fn presence_state(inner: &Inner, resource: &str) -> Presence {
             entity: &entity,
             publications: &publications,
             registrations: &registrations,
-            on_the_phone: false,
+            on_the_phone: dialog_package::on_the_phone(inner, resource),
             manual: None,
             now: t,
         },
@@ -706,6 +723,7 @@ async fn group_state(inner: &Inner, package: EventPackage, resource: &str) -> Gr
                 .collect();
             GroupState::Winfo(watchers)
         }
+        EventPackage::Dialog => GroupState::Dialog(Box::new(dialog_package::document(inner, resource))),
         _ => GroupState::Presence(Box::new(presence_state(inner, resource).await)),
     }
 }
@@ -790,6 +808,10 @@ fn body_for(
                 }],
             };
             (reginfo::CONTENT_TYPE, Arc::new(doc.to_bytes()))
+        }
+        GroupState::Dialog(doc) => {
+            let (ct, body) = dialog_package::body(doc, job.notify.version, job.level);
+            (ct, Arc::new(body))
         }
         GroupState::Winfo(watchers) => {
             let doc = watcherinfo::WatcherInfo {
