@@ -83,7 +83,7 @@ pub fn allow_events() -> String {
     SERVED_PACKAGES.map(EventPackage::as_str).join(", ")
 }
 
-/// `[presence]` settings.
+/// `[presence]` settings (checked by [`PresenceConfig::validate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
@@ -102,6 +102,75 @@ pub struct PresenceConfig {
     pub max_publish_bytes: usize,
     /// The dialog package (RFC 4235): how long dialogs are followed.
     pub dialog: DialogConfig,
+}
+
+/// An invalid `[presence]` setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("presence.{key}: {problem}")]
+pub struct PresenceConfigError {
+    /// The dotted key under `presence`.
+    pub key: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl PresenceConfig {
+    /// Checks the settings once (bounds in order, nothing zero that must not be).
+    ///
+    /// # Errors
+    /// The first invalid setting, naming its key.
+    pub fn validate(&self) -> Result<(), PresenceConfigError> {
+        let err = |key, problem: String| Err(PresenceConfigError { key, problem });
+        let expiry = |key_min, key_default, key_max, min: u32, default: u32, max: u32| {
+            if min == 0 {
+                return err(key_min, "must be at least 1 second".into());
+            }
+            if !(min <= default && default <= max) {
+                return err(
+                    key_default,
+                    format!("must lie between {key_min} ({min}) and {key_max} ({max}), is {default}"),
+                );
+            }
+            Ok(())
+        };
+        let s = &self.subscription;
+        expiry(
+            "subscription.min_expires",
+            "subscription.default_expires",
+            "subscription.max_expires",
+            s.min_expires,
+            s.default_expires,
+            s.max_expires,
+        )?;
+        if s.max_per_watcher == 0 {
+            return err("subscription.max_per_watcher", "must be at least 1".into());
+        }
+        let p = &self.publish;
+        expiry(
+            "publish.min_expires",
+            "publish.default_expires",
+            "publish.max_expires",
+            p.min_expires,
+            p.default_expires,
+            p.max_expires,
+        )?;
+        if self.max_publications_per_user == 0 {
+            return err("max_publications_per_user", "must be at least 1".into());
+        }
+        if self.max_publish_bytes < 256 {
+            return err(
+                "max_publish_bytes",
+                format!("{} is too small for any PIDF document (at least 256)", self.max_publish_bytes),
+            );
+        }
+        if self.retry_after_s == 0 {
+            return err("retry_after_s", "must be at least 1".into());
+        }
+        if self.dialog.max_duration_s == 0 {
+            return err("dialog.max_duration_s", "must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for PresenceConfig {

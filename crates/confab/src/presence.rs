@@ -6,15 +6,15 @@
 
 use anyhow::Context as _;
 use confab_frontend::FrontendBuilder;
-use confab_presence::server::{PresenceConfig, PresencePorts, PresenceServer};
+use confab_presence::server::{PresencePorts, PresenceServer};
 
 use crate::config::Config;
 use crate::store::Stores;
 
 /// Loads the stored subscriptions and publications.
-pub async fn load(_config: &Config, stores: &Stores) -> anyhow::Result<PresenceServer> {
+pub async fn load(config: &Config, stores: &Stores) -> anyhow::Result<PresenceServer> {
     PresenceServer::load(
-        PresenceConfig::default(),
+        config.presence,
         PresencePorts {
             users: stores.users.clone(),
             registrations: stores.registrations.clone(),

@@ -460,6 +460,7 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
         ("im", new.im != running.im),
+        ("presence", new.presence != running.presence),
         ("turn", new.turn != running.turn),
         (
             "turn_credentials",
