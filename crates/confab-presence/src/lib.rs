@@ -9,6 +9,8 @@
 //!   terminated with reasons, refresh, expiry, fetch) with RFC 6446-style NOTIFY
 //!   throttling;
 //! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication);
+//! - [`rate`]: token buckets per publisher and per watcher (503 with Retry-After past the
+//!   configured rate);
 //! - [`dialogs`]: the users' INVITE dialogs as RFC 4235 state machines (the `dialog`
 //!   package's document, "on the phone" for aggregation), fed by the proxy's reports.
 //!
@@ -27,5 +29,6 @@ pub mod access;
 pub mod aggregate;
 pub mod dialogs;
 pub mod publication;
+pub mod rate;
 pub mod server;
 pub mod subscription;

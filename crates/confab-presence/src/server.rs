@@ -54,6 +54,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{self, AccessLevel, AccessPolicy};
 use crate::dialogs::{DialogConfig, DialogTable};
+use crate::rate::{RateConfig, RateLimiter};
 use crate::aggregate::{self, AggregateConfig, EndpointPublication};
 use crate::publication::{
     self, Publication, PublishConfig, PublishError, PublishRequest, Published,
@@ -102,6 +103,8 @@ pub struct PresenceConfig {
     pub max_publish_bytes: usize,
     /// The dialog package (RFC 4235): how long dialogs are followed.
     pub dialog: DialogConfig,
+    /// Rates per publisher and per watcher (503 with Retry-After past them).
+    pub rate: RateConfig,
 }
 
 /// An invalid `[presence]` setting.
@@ -166,6 +169,14 @@ impl PresenceConfig {
         if self.retry_after_s == 0 {
             return err("retry_after_s", "must be at least 1".into());
         }
+        for (key, l) in [
+            ("rate.publish.burst", &self.rate.publish),
+            ("rate.subscribe.burst", &self.rate.subscribe),
+        ] {
+            if l.per_minute > 0 && l.burst == 0 {
+                return err(key, "must be at least 1 when the rate is on (per_minute > 0)".into());
+            }
+        }
         if self.dialog.max_duration_s == 0 {
             return err("dialog.max_duration_s", "must be at least 1".into());
         }
@@ -183,6 +194,7 @@ impl Default for PresenceConfig {
             retry_after_s: 30,
             max_publish_bytes: 32 * 1024,
             dialog: DialogConfig::default(),
+            rate: RateConfig::default(),
         }
     }
 }
@@ -365,6 +377,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// The users' INVITE dialogs (in memory: calls do not survive a restart either).
     dialogs: Mutex<DialogTable>,
+    /// PUBLISH rate per user, SUBSCRIBE rate per watcher (in memory).
+    rates: Mutex<(RateLimiter, RateLimiter)>,
 }
 
 /// The presence role of one node. Cheap to clone.
@@ -466,6 +480,7 @@ impl PresenceServer {
                 state: Mutex::new(state),
                 wake: tokio::sync::Notify::new(),
                 dialogs: Mutex::new(DialogTable::new()),
+                rates: Mutex::new((RateLimiter::new(), RateLimiter::new())),
             }),
         })
     }
@@ -679,6 +694,7 @@ async fn sweep(inner: Arc<Inner>) {
         tick.tick().await;
         let t = now();
         dialog_package::sweep(&inner, t);
+        prune_rates(&inner, t);
         let expired = {
             let mut st = lock(&inner.state);
             let mut gone: Vec<String> = Vec::new();
@@ -1073,6 +1089,9 @@ impl PresenceHandler {
     }
 
     async fn subscribe(&self, ctx: &mut RequestContext) -> Outcome {
+        if let Some(r) = over_rate(self.inner(), ctx, false) {
+            return Outcome::Respond(r);
+        }
         if ctx.in_dialog {
             return self.refresh(ctx).await;
         }
@@ -1337,6 +1356,9 @@ impl PresenceHandler {
         let Addressed::LocalUser(resource) = ctx.addressed.clone() else {
             return Outcome::Continue;
         };
+        if let Some(r) = over_rate(self.inner(), ctx, true) {
+            return Outcome::Respond(r);
+        }
         Outcome::Respond(self.do_publish(ctx, &resource).await)
     }
 
@@ -1531,6 +1553,55 @@ impl PresenceHandler {
         }
         r
     }
+}
+
+/// The rate limit of this request's sender (the publishing user, or the watcher: the
+/// authenticated address, else the From URI): `Some(503 + Retry-After)` past it. Only
+/// requests this server answers count (a SUBSCRIBE routed elsewhere is not ours).
+fn over_rate(inner: &Inner, ctx: &RequestContext, publish: bool) -> Option<Reply> {
+    let ours = matches!(ctx.addressed, Addressed::LocalUser(_) | Addressed::Server) && !ctx.routed;
+    if !ours && !ctx.in_dialog {
+        return None;
+    }
+    let key = match &ctx.identity {
+        Some(i) => i.address.as_str().to_owned(),
+        None => ctx
+            .request
+            .from()
+            .and_then(Result::ok)
+            .map(|f| f.uri_str.to_owned())
+            .unwrap_or_default(),
+    };
+    let t = Timestamp(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX));
+    let mut rates = inner
+        .rates
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (limiter, limit, what) = if publish {
+        (&mut rates.0, &inner.config.rate.publish, "PUBLISH")
+    } else {
+        (&mut rates.1, &inner.config.rate.subscribe, "SUBSCRIBE")
+    };
+    match limiter.check(&key, t, limit) {
+        Ok(()) => None,
+        Err(secs) => Some(
+            reply(
+                503,
+                format!("Too many {what} requests (at most {} per minute)", limit.per_minute),
+            )
+            .header("Retry-After", secs.to_string()),
+        ),
+    }
+}
+
+fn prune_rates(inner: &Inner, t: Timestamp) {
+    let mut rates = inner
+        .rates
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (p, s) = &mut *rates;
+    p.prune(t, &inner.config.rate.publish);
+    s.prune(t, &inner.config.rate.subscribe);
 }
 
 fn unavailable(inner: &Inner) -> Reply {

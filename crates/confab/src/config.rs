@@ -960,6 +960,22 @@ const PRESENCE_COMMENTS: &[(&str, &str)] = &[
         "What a registered device that publishes nothing counts as: available, busy, do-not-disturb, be-right-back, away or offline (offline: only publications make a user online).",
     ),
     (
+        "rate.publish.per_minute",
+        "PUBLISH requests per minute one user may send (all devices together); past it 503 with Retry-After. 0: no limit.",
+    ),
+    (
+        "rate.publish.burst",
+        "PUBLISH requests one user may send at once above that rate.",
+    ),
+    (
+        "rate.subscribe.per_minute",
+        "SUBSCRIBE requests (new and refreshes) per minute one watcher may send; past it 503 with Retry-After. 0: no limit.",
+    ),
+    (
+        "rate.subscribe.burst",
+        "SUBSCRIBE requests one watcher may send at once above that rate (a client subscribing to its whole contact list).",
+    ),
+    (
         "dialog.max_duration_s",
         "A call older than this is shown ended (timeout) even if no BYE passed this proxy.",
     ),
@@ -1291,7 +1307,7 @@ mod tests {
         );
         check_parse_error(
             "[presence]\nenabled = true\n",
-            "/etc/confab.toml:2: presence.enabled: unknown field `enabled`, expected one of `subscription`, `publish`, `aggregate`, `max_publications_per_user`, `retry_after_s`, `max_publish_bytes`, `dialog`",
+            "/etc/confab.toml:2: presence.enabled: unknown field `enabled`, expected one of `subscription`, `publish`, `aggregate`, `max_publications_per_user`, `retry_after_s`, `max_publish_bytes`, `dialog`, `rate`",
         );
         check_parse_error(
             "[presence.subscription]\nmin_expire = 30\n",
