@@ -378,3 +378,48 @@ fn subscriptions_survive_a_killed_server() {
         }
     }
 }
+
+#[test]
+fn publishers_and_subscribers_over_their_rate_get_503_with_retry_after() {
+    let dir = init_dir("example.com");
+    let d = dir.path();
+    add_user(d, "alice@example.com", "alice-pw");
+    add_user(d, "bob@example.com", "bob-pw");
+    // 3 at once, then one a minute (a token comes back after 60 s / 1 = 60 s).
+    for (from, to) in [
+        ("\nper_minute = 60\n", "\nper_minute = 1\n"),
+        ("\nburst = 20\n", "\nburst = 3\n"),
+        ("\nper_minute = 600\n", "\nper_minute = 2\n"),
+        ("\nburst = 1000\n", "\nburst = 2\n"),
+    ] {
+        common::edit_config(d, from, to);
+    }
+    let (srv, udp) = start(d);
+    let mut alice = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut bob = Ua::new(&udp, "bob", "example.com", "bob-pw");
+
+    let mut bcseq = 0;
+    let body = pidf("bob@example.com", "open", None);
+    let mut etag: Option<String> = None;
+    for i in 0..3 {
+        let r = publish(&mut bob, &mut bcseq, etag.as_deref(), Some(&body));
+        assert_eq!(r.status(), Some(200), "PUBLISH {i}: {r:?}\n{}", srv.log());
+        etag = r.header("SIP-ETag").map(str::to_owned);
+    }
+    let r = publish(&mut bob, &mut bcseq, etag.as_deref(), Some(&body));
+    assert_eq!(r.status(), Some(503), "{r:?}");
+    let retry: u32 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+    // Watchers have their own buckets: two SUBSCRIBEs pass, the third is refused.
+    let mut cseq = 0;
+    for (i, call) in ["r1", "r2"].iter().enumerate() {
+        let r = subscribe(&mut alice, "bob@example.com", "presence", Some(600), call, &mut cseq);
+        assert_eq!(r.status(), Some(200), "SUBSCRIBE {i}: {r:?}");
+    }
+    let r = subscribe(&mut alice, "bob@example.com", "presence", Some(600), "r3", &mut cseq);
+    assert_eq!(r.status(), Some(503), "{r:?}");
+    let retry: u32 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    assert!(r.start.contains("Too many SUBSCRIBE"), "{r:?}");
+    drop(srv);
+}
