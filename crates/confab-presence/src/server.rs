@@ -251,6 +251,14 @@ struct Sub {
     /// Whether the watcher was authenticated (watcher is then an address).
     authenticated: bool,
     level: AccessLevel,
+    /// The watcher accepts `application/pidf-diff+xml` (RFC 5263 partial notification).
+    #[serde(default)]
+    partial: bool,
+    /// With `partial`: the (unfiltered) document of the last NOTIFY the watcher took (2xx),
+    /// the base of the next patch; `None` sends full state (first NOTIFY, after a failed
+    /// one, after a restart).
+    #[serde(skip)]
+    last_sent: Option<Arc<Presence>>,
     #[serde(skip)]
     flow: Option<FlowId>,
     #[serde(skip)]
@@ -617,6 +625,10 @@ struct Job {
     package: EventPackage,
     resource: String,
     level: AccessLevel,
+    /// RFC 5263: the base of a patch (`None`: full state), when the watcher takes pidf-diff.
+    partial: Option<Option<Arc<Presence>>>,
+    /// The presence document this NOTIFY carries (kept as the next base once taken).
+    sent: Option<Arc<Presence>>,
 }
 
 async fn pump(inner: Arc<Inner>) {
@@ -650,6 +662,8 @@ async fn pump(inner: Arc<Inner>) {
                         package: s.sub.package,
                         resource: s.sub.resource.clone(),
                         level: s.level,
+                        partial: s.partial.then(|| s.last_sent.clone()),
+                        sent: None,
                     });
                 } else {
                     st.arm(&id);
@@ -731,7 +745,7 @@ async fn sweep(inner: Arc<Inner>) {
 
 /// What a resource's NOTIFYs carry, computed once per group.
 enum GroupState {
-    Presence(Box<Presence>),
+    Presence(Arc<Presence>),
     Reg(Vec<confab_core::Binding>),
     Winfo(Vec<watcherinfo::Watcher>),
     Dialog(Box<confab_xml::dialog_info::DialogInfo>),
@@ -809,7 +823,7 @@ async fn group_state(inner: &Inner, package: EventPackage, resource: &str) -> Gr
             GroupState::Winfo(watchers)
         }
         EventPackage::Dialog => GroupState::Dialog(Box::new(dialog_package::document(inner, resource))),
-        _ => GroupState::Presence(Box::new(presence_state(inner, resource).await)),
+        _ => GroupState::Presence(Arc::new(presence_state(inner, resource).await)),
     }
 }
 
@@ -854,6 +868,13 @@ fn body_for(
     cache: &mut HashMap<AccessLevel, Arc<Vec<u8>>>,
 ) -> (&'static str, Arc<Vec<u8>>) {
     match state {
+        GroupState::Presence(doc) if job.partial.is_some() => {
+            // RFC 5263: full state first (and after a failed NOTIFY), then patches against
+            // the last document the watcher took, both cut to the watcher's level.
+            let previous = job.partial.as_ref().and_then(Option::as_deref);
+            let (ct, body) = access::notify_body(doc, previous, job.level, true, job.notify.version);
+            (ct, Arc::new(body))
+        }
         GroupState::Presence(doc) => {
             let body = cache
                 .entry(job.level)
@@ -930,11 +951,14 @@ async fn notify_group(inner: Arc<Inner>, package: EventPackage, resource: String
     let Some(sender) = inner.sender.get().cloned() else {
         return;
     };
-    for job in jobs {
+    for mut job in jobs {
         let body = match (&state, job.notify.with_state) {
             (Some(s), true) => Some(body_for(s, &job, &resource, &mut cache)),
             _ => None,
         };
+        if let (Some(GroupState::Presence(doc)), true) = (&state, job.notify.with_state) {
+            job.sent = Some(doc.clone());
+        }
         let request = match build_notify(&job, body) {
             Ok(r) => r,
             Err(e) => {
@@ -1019,6 +1043,15 @@ async fn on_notify_outcome(inner: &Arc<Inner>, job: &Job, outcome: &SendOutcome)
             return;
         };
         s.in_flight = false;
+        if s.partial {
+            // The next patch is against what the watcher took; anything else resends full
+            // state.
+            match status {
+                Some(200..=299) if job.sent.is_some() => s.last_sent.clone_from(&job.sent),
+                Some(200..=299) => {}
+                _ => s.last_sent = None,
+            }
+        }
         let w = match outcome {
             SendOutcome::TransportError | SendOutcome::Refused if s.transport.is_connection() => {
                 // The connection is gone: wait until the watcher has a flow again, then send
@@ -1213,6 +1246,8 @@ impl PresenceHandler {
             remote: ctx.source.hop.remote,
             authenticated: watcher_addr.is_some(),
             level,
+            partial: package == EventPackage::Presence && accepts_pidf_diff(req),
+            last_sent: None,
             flow: ctx.source.hop.flow,
             in_flight: false,
             awaiting_flow: false,
@@ -1602,6 +1637,21 @@ fn prune_rates(inner: &Inner, t: Timestamp) {
     let (p, s) = &mut *rates;
     p.prune(t, &inner.config.rate.publish);
     s.prune(t, &inner.config.rate.subscribe);
+}
+
+/// Whether a SUBSCRIBE's Accept lists `application/pidf-diff+xml` (RFC 5263 §3: the
+/// watcher asks for partial notification).
+fn accepts_pidf_diff(req: &Message) -> bool {
+    req.get_all(HeaderName::Accept)
+        .filter_map(|h| h.value_str())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case(confab_xml::pidf_diff::CONTENT_TYPE)
+        })
 }
 
 fn unavailable(inner: &Inner) -> Reply {
