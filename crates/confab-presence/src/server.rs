@@ -30,9 +30,16 @@
 //! dialog state is in memory ([`crate::dialogs`]) and a confirmed call makes the user "on
 //! the phone" in aggregation. Glue in `server/dialog_package.rs`.
 //!
-//! What it does not do (yet): resource lists (RFC 4662), partial notification bodies (RFC 5263 is computed by
-//! [`crate::access::notify_body`] but not offered), stored access policies (every watcher
-//! gets the default level of [`crate::access::access_level`]), pending-watcher decisions.
+//! Partial notification (RFC 5263): a watcher whose SUBSCRIBE `Accept` lists
+//! `application/pidf-diff+xml` gets full state first (`pidf-full`), then patches against the
+//! last document it answered 2xx to, both cut to its level by
+//! [`crate::access::notify_body`]; a failed NOTIFY or a restart sends full state again. The
+//! base documents are in memory only. Per-user PUBLISH and per-watcher SUBSCRIBE rates are
+//! limited by token buckets ([`crate::rate`]).
+//!
+//! What it does not do (yet): resource lists (RFC 4662), stored access policies (every
+//! watcher gets the default level of [`crate::access::access_level`]), pending-watcher
+//! decisions.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
