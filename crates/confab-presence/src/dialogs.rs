@@ -408,7 +408,9 @@ impl DialogTable {
             match (code, &to_tag) {
                 (101..=199, None) => {
                     for (i, e) in entries.iter_mut().enumerate() {
-                        if of_call(e) && e.to_tag.is_none() && e.advance(DialogState::Proceeding, now)
+                        if of_call(e)
+                            && e.to_tag.is_none()
+                            && e.advance(DialogState::Proceeding, now)
                         {
                             touched.push(i);
                         }
@@ -427,7 +429,9 @@ impl DialogTable {
                             .position(|e| mine(e) && e.to_tag.as_ref() == Some(tag))
                             .or_else(|| {
                                 entries.iter().position(|e| {
-                                    mine(e) && e.to_tag.is_none() && e.state < DialogState::Terminated
+                                    mine(e)
+                                        && e.to_tag.is_none()
+                                        && e.state < DialogState::Terminated
                                 })
                             });
                         let idx = match idx {

@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(r.check("carol", t0, &slow), Err(30));
         // Full buckets are forgotten.
         r.prune(Timestamp(2_000_000), &limit);
-        assert!(r.buckets.get("alice").is_none() && r.buckets.get("bob").is_none());
+        assert!(!r.buckets.contains_key("alice") && !r.buckets.contains_key("bob"));
         // 0 turns the limit off.
         let off = RateLimit {
             per_minute: 0,

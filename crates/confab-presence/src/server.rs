@@ -60,12 +60,12 @@ use confab_xml::{reginfo, watcherinfo};
 use serde::{Deserialize, Serialize};
 
 use crate::access::{self, AccessLevel, AccessPolicy};
-use crate::dialogs::{DialogConfig, DialogTable};
-use crate::rate::{RateConfig, RateLimiter};
 use crate::aggregate::{self, AggregateConfig, EndpointPublication};
+use crate::dialogs::{DialogConfig, DialogTable};
 use crate::publication::{
     self, Publication, PublishConfig, PublishError, PublishRequest, Published,
 };
+use crate::rate::{RateConfig, RateLimiter};
 use crate::subscription::{
     EventPackage, Notify, Reason, State, SubscribeError, SubscribeRequest, Subscribed,
     Subscription, SubscriptionConfig,
@@ -138,7 +138,9 @@ impl PresenceConfig {
             if !(min <= default && default <= max) {
                 return err(
                     key_default,
-                    format!("must lie between {key_min} ({min}) and {key_max} ({max}), is {default}"),
+                    format!(
+                        "must lie between {key_min} ({min}) and {key_max} ({max}), is {default}"
+                    ),
                 );
             }
             Ok(())
@@ -170,7 +172,10 @@ impl PresenceConfig {
         if self.max_publish_bytes < 256 {
             return err(
                 "max_publish_bytes",
-                format!("{} is too small for any PIDF document (at least 256)", self.max_publish_bytes),
+                format!(
+                    "{} is too small for any PIDF document (at least 256)",
+                    self.max_publish_bytes
+                ),
             );
         }
         if self.retry_after_s == 0 {
@@ -181,7 +186,10 @@ impl PresenceConfig {
             ("rate.subscribe.burst", &self.rate.subscribe),
         ] {
             if l.per_minute > 0 && l.burst == 0 {
-                return err(key, "must be at least 1 when the rate is on (per_minute > 0)".into());
+                return err(
+                    key,
+                    "must be at least 1 when the rate is on (per_minute > 0)".into(),
+                );
             }
         }
         if self.dialog.max_duration_s == 0 {
@@ -829,7 +837,9 @@ async fn group_state(inner: &Inner, package: EventPackage, resource: &str) -> Gr
                 .collect();
             GroupState::Winfo(watchers)
         }
-        EventPackage::Dialog => GroupState::Dialog(Box::new(dialog_package::document(inner, resource))),
+        EventPackage::Dialog => {
+            GroupState::Dialog(Box::new(dialog_package::document(inner, resource)))
+        }
         _ => GroupState::Presence(Arc::new(presence_state(inner, resource).await)),
     }
 }
@@ -879,7 +889,8 @@ fn body_for(
             // RFC 5263: full state first (and after a failed NOTIFY), then patches against
             // the last document the watcher took, both cut to the watcher's level.
             let previous = job.partial.as_ref().and_then(Option::as_deref);
-            let (ct, body) = access::notify_body(doc, previous, job.level, true, job.notify.version);
+            let (ct, body) =
+                access::notify_body(doc, previous, job.level, true, job.notify.version);
             (ct, Arc::new(body))
         }
         GroupState::Presence(doc) => {
@@ -1629,7 +1640,10 @@ fn over_rate(inner: &Inner, ctx: &RequestContext, publish: bool) -> Option<Reply
         Err(secs) => Some(
             reply(
                 503,
-                format!("Too many {what} requests (at most {} per minute)", limit.per_minute),
+                format!(
+                    "Too many {what} requests (at most {} per minute)",
+                    limit.per_minute
+                ),
             )
             .header("Retry-After", secs.to_string()),
         ),

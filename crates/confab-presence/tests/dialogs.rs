@@ -108,7 +108,12 @@ use Step::{Bye, Invite, Resp, Wait};
 #[test]
 fn call_flows() {
     // Forwarded INVITE: both parties trying.
-    check(&[Invite("c")], &[(I, Trying, None, None)], &[(R, Trying, None, None)], false);
+    check(
+        &[Invite("c")],
+        &[(I, Trying, None, None)],
+        &[(R, Trying, None, None)],
+        false,
+    );
     // 180 without tag: proceeding.
     check(
         &[Invite("c"), Resp("c", 180, None)],
@@ -124,14 +129,22 @@ fn call_flows() {
         false,
     );
     check(
-        &[Invite("c"), Resp("c", 180, Some("b1")), Resp("c", 200, Some("b1"))],
+        &[
+            Invite("c"),
+            Resp("c", 180, Some("b1")),
+            Resp("c", 200, Some("b1")),
+        ],
         &[(I, Confirmed, None, None)],
         &[(R, Confirmed, None, None)],
         true,
     );
     // A late 180 after the 200 does not move the state back.
     check(
-        &[Invite("c"), Resp("c", 200, Some("b1")), Resp("c", 180, Some("b1"))],
+        &[
+            Invite("c"),
+            Resp("c", 200, Some("b1")),
+            Resp("c", 180, Some("b1")),
+        ],
         &[(I, Confirmed, None, None)],
         &[(R, Confirmed, None, None)],
         true,
@@ -153,7 +166,11 @@ fn call_flows() {
     check(&later, &[], &[], false);
     // Callee hangs up (BYE from bob: tags swapped).
     check(
-        &[Invite("c"), Resp("c", 200, Some("b1")), Bye("c", "b1", "at")],
+        &[
+            Invite("c"),
+            Resp("c", 200, Some("b1")),
+            Bye("c", "b1", "at"),
+        ],
         &[(I, Terminated, Some(StateEvent::RemoteBye), None)],
         &[(R, Terminated, Some(StateEvent::LocalBye), None)],
         false,
@@ -166,7 +183,11 @@ fn call_flows() {
         false,
     );
     check(
-        &[Invite("c"), Resp("c", 180, Some("b1")), Resp("c", 487, Some("b1"))],
+        &[
+            Invite("c"),
+            Resp("c", 180, Some("b1")),
+            Resp("c", 487, Some("b1")),
+        ],
         &[(I, Terminated, Some(StateEvent::Cancelled), Some(487))],
         &[(R, Terminated, Some(StateEvent::Cancelled), Some(487))],
         false,
@@ -214,7 +235,11 @@ fn call_flows() {
     );
     // A BYE of another dialog changes nothing.
     check(
-        &[Invite("c"), Resp("c", 200, Some("b1")), Bye("c", "at", "zz")],
+        &[
+            Invite("c"),
+            Resp("c", 200, Some("b1")),
+            Bye("c", "at", "zz"),
+        ],
         &[(I, Confirmed, None, None)],
         &[(R, Confirmed, None, None)],
         true,
@@ -235,12 +260,22 @@ fn the_document_names_both_parties_and_tags_from_each_side() {
     assert_eq!((a.version, a.entity.as_str()), (3, "sip:alice@example.com"));
     let d = &a.dialogs[0];
     assert_eq!(
-        (d.call_id.as_deref(), d.local_tag.as_deref(), d.remote_tag.as_deref()),
+        (
+            d.call_id.as_deref(),
+            d.local_tag.as_deref(),
+            d.remote_tag.as_deref()
+        ),
         (Some("c9"), Some("at"), Some("b1"))
     );
     let local = d.local.as_ref().unwrap();
-    assert_eq!(local.identity.as_ref().unwrap().display.as_deref(), Some("Alice"));
-    assert_eq!(local.target.as_ref().unwrap().uri, "sip:alice@198.51.100.10");
+    assert_eq!(
+        local.identity.as_ref().unwrap().display.as_deref(),
+        Some("Alice")
+    );
+    assert_eq!(
+        local.target.as_ref().unwrap().uri,
+        "sip:alice@198.51.100.10"
+    );
     let remote = d.remote.as_ref().unwrap();
     assert_eq!(remote.identity.as_ref().unwrap().uri, "sip:bob@example.com");
     assert_eq!(remote.target.as_ref().unwrap().uri, "sip:bob@198.51.100.21");
@@ -286,7 +321,9 @@ fn watchers_below_colleague_see_no_call() {
     assert_eq!(c.dialogs.len(), 1);
     let d = &c.dialogs[0];
     assert_eq!((d.state, d.direction), (Confirmed, Some(R)));
-    assert!(d.call_id.is_none() && d.local.is_none() && d.remote.is_none() && d.remote_tag.is_none());
+    assert!(
+        d.call_id.is_none() && d.local.is_none() && d.remote.is_none() && d.remote_tag.is_none()
+    );
     let p = read(AccessLevel::Personal);
     assert_eq!(p, doc);
 }

@@ -8,8 +8,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use confab_core::{DialogObserver, SipTransport};
 use confab_core::chain::{Addressed, FlowId, Hop, Outcome, Reply, RequestContext, Source, Target};
+use confab_core::{DialogObserver, SipTransport};
 use confab_sip::timer::Time;
 use confab_sip::transaction::{self, Event, InboundError, TransactionLayer, Transmit, TxId};
 use confab_sip::{HeaderName, Message, Method, ResponseBuilder};

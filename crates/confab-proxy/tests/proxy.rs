@@ -841,10 +841,10 @@ struct Recorder(std::sync::Mutex<Vec<String>>);
 
 impl confab_core::DialogObserver for Recorder {
     fn invite_forwarded(&self, invite: &Message) {
-        self.0.lock().unwrap().push(format!(
-            "invite {}",
-            invite.call_id().unwrap().unwrap()
-        ));
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("invite {}", invite.call_id().unwrap().unwrap()));
     }
     fn invite_response(&self, _invite: &Message, response: &Message) {
         let tag = response
@@ -953,5 +953,8 @@ fn the_dialog_observer_hears_forwarded_invites_their_responses_and_byes() {
         Outcome::Respond(Reply::new(480)),
         &rec,
     );
-    assert!(log(&rec).is_empty(), "an INVITE the chain answered is not a dialog");
+    assert!(
+        log(&rec).is_empty(),
+        "an INVITE the chain answered is not a dialog"
+    );
 }

@@ -330,9 +330,10 @@ fn dialog(e: &Element) -> Result<Dialog, XmlError> {
             seen_state = true;
         } else if c.is(NAMESPACE, "duration") && d.duration.is_none() {
             let t = c.text();
-            d.duration = Some(t.trim().parse().map_err(|_| {
-                XmlError::invalid(c, "duration", t.trim(), "an unsigned integer")
-            })?);
+            d.duration =
+                Some(t.trim().parse().map_err(|_| {
+                    XmlError::invalid(c, "duration", t.trim(), "an unsigned integer")
+                })?);
         } else if c.is(NAMESPACE, "local") && d.local.is_none() {
             d.local = Some(participant(c)?);
         } else if c.is(NAMESPACE, "remote") && d.remote.is_none() {
@@ -351,8 +352,7 @@ fn participant_element(name: &str, p: &Participant) -> Element {
         if let Some(d) = &i.display {
             ie.set_attr("display", d.clone());
         }
-        e.children
-            .push(Node::Element(ie.with_text(i.uri.clone())));
+        e.children.push(Node::Element(ie.with_text(i.uri.clone())));
     }
     if let Some(t) = &p.target {
         let mut te = Element::new(NAMESPACE, "target").with_attr("uri", t.uri.clone());

@@ -234,7 +234,10 @@ fn uri() -> impl Strategy<Value = String> {
 fn participant() -> impl Strategy<Value = di::Participant> {
     (
         proptest::option::of((proptest::option::of(text()), uri())),
-        proptest::option::of((uri(), proptest::collection::vec((di_token(), di_token()), 0..3))),
+        proptest::option::of((
+            uri(),
+            proptest::collection::vec((di_token(), di_token()), 0..3),
+        )),
     )
         .prop_map(|(identity, target)| di::Participant {
             identity: identity.map(|(display, uri)| di::Identity {
@@ -262,7 +265,10 @@ fn dialog() -> impl Strategy<Value = di::Dialog> {
         proptest::option::of(di_token()),
         proptest::option::of(di_token()),
         proptest::option::of(di_token()),
-        proptest::option::of(prop_oneof![Just(Direction::Initiator), Just(Direction::Recipient)]),
+        proptest::option::of(prop_oneof![
+            Just(Direction::Initiator),
+            Just(Direction::Recipient)
+        ]),
         dialog_state(),
         proptest::option::of(proptest::sample::select(StateEvent::ALL.to_vec())),
         proptest::option::of(100u16..700),
@@ -271,7 +277,19 @@ fn dialog() -> impl Strategy<Value = di::Dialog> {
         proptest::option::of(participant()),
     )
         .prop_map(
-            |(id, call_id, local_tag, remote_tag, direction, state, event, code, duration, local, remote)| di::Dialog {
+            |(
+                id,
+                call_id,
+                local_tag,
+                remote_tag,
+                direction,
+                state,
+                event,
+                code,
+                duration,
+                local,
+                remote,
+            )| di::Dialog {
                 id,
                 call_id,
                 local_tag,
@@ -289,14 +307,22 @@ fn dialog() -> impl Strategy<Value = di::Dialog> {
 }
 
 fn dialog_info() -> impl Strategy<Value = DialogInfo> {
-    (any::<u32>(), any::<bool>(), uri(), proptest::collection::vec(dialog(), 0..4)).prop_map(
-        |(version, full, entity, dialogs)| DialogInfo {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        uri(),
+        proptest::collection::vec(dialog(), 0..4),
+    )
+        .prop_map(|(version, full, entity, dialogs)| DialogInfo {
             version,
-            state: if full { DocumentState::Full } else { DocumentState::Partial },
+            state: if full {
+                DocumentState::Full
+            } else {
+                DocumentState::Partial
+            },
             entity,
             dialogs,
-        },
-    )
+        })
 }
 
 proptest! {

@@ -1,9 +1,7 @@
 //! The RFC example documents under `tests/vectors/` (see its README for provenance): each
 //! is parsed, checked against the values the RFC shows, written back and read again.
 
-use confab_xml::dialog_info::{
-    DialogInfo, DialogState, Direction, DocumentState, StateEvent,
-};
+use confab_xml::dialog_info::{DialogInfo, DialogState, Direction, DocumentState, StateEvent};
 use confab_xml::multipart::{Part, Related};
 use confab_xml::pidf::{Basic, Presence};
 use confab_xml::pidf_diff::{self, PidfDiff};
@@ -448,7 +446,12 @@ fn rfc4235_rejected_dialog() {
     let x = &d.dialogs[0];
     assert_eq!(
         (x.state, x.event, x.code, x.duration),
-        (DialogState::Terminated, Some(StateEvent::Rejected), Some(486), Some(145))
+        (
+            DialogState::Terminated,
+            Some(StateEvent::Rejected),
+            Some(486),
+            Some(145)
+        )
     );
     dialog_info_round_trip(&d);
 }
@@ -462,7 +465,10 @@ fn rfc4235_full_sample() {
     assert_eq!((x.state, x.duration), (DialogState::Confirmed, Some(274)));
     let local = x.local.as_ref().unwrap();
     let id = local.identity.as_ref().unwrap();
-    assert_eq!((id.display.as_deref(), id.uri.as_str()), (Some("Alice"), "sip:alice@example.com"));
+    assert_eq!(
+        (id.display.as_deref(), id.uri.as_str()),
+        (Some("Alice"), "sip:alice@example.com")
+    );
     let target = local.target.as_ref().unwrap();
     assert_eq!(target.uri, "sip:alice@pc33.example.com");
     assert_eq!(

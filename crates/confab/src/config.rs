@@ -882,7 +882,13 @@ fn render_sip_roles(d: &Config) -> String {
 /// A table with sub-tables (`[presence]`, `[presence.subscription]` ...), one comment per
 /// key (comments keyed by the dotted path below the table).
 fn nested_table<T: Serialize>(name: &str, value: &T, comments: &[(&str, &str)]) -> String {
-    fn walk(path: &str, prefix: &str, t: &toml::Table, comments: &[(&str, &str)], out: &mut String) {
+    fn walk(
+        path: &str,
+        prefix: &str,
+        t: &toml::Table,
+        comments: &[(&str, &str)],
+        out: &mut String,
+    ) {
         out.push_str(&format!("\n[{path}]\n"));
         let mut subs = Vec::new();
         for (k, v) in t {
@@ -900,7 +906,13 @@ fn nested_table<T: Serialize>(name: &str, value: &T, comments: &[(&str, &str)]) 
             out.push_str(&format!("# {comment}\n{}\n", line.trim_end()));
         }
         for (k, sub) in subs {
-            walk(&format!("{path}.{k}"), &format!("{prefix}{k}."), sub, comments, out);
+            walk(
+                &format!("{path}.{k}"),
+                &format!("{prefix}{k}."),
+                sub,
+                comments,
+                out,
+            );
         }
     }
     let mut out = String::new();

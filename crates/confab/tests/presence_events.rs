@@ -408,17 +408,39 @@ fn publishers_and_subscribers_over_their_rate_get_503_with_retry_after() {
     }
     let r = publish(&mut bob, &mut bcseq, etag.as_deref(), Some(&body));
     assert_eq!(r.status(), Some(503), "{r:?}");
-    let retry: u32 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    let retry: u32 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((55..=60).contains(&retry), "Retry-After {retry}");
     // Watchers have their own buckets: two SUBSCRIBEs pass, the third is refused.
     let mut cseq = 0;
     for (i, call) in ["r1", "r2"].iter().enumerate() {
-        let r = subscribe(&mut alice, "bob@example.com", "presence", Some(600), call, &mut cseq);
+        let r = subscribe(
+            &mut alice,
+            "bob@example.com",
+            "presence",
+            Some(600),
+            call,
+            &mut cseq,
+        );
         assert_eq!(r.status(), Some(200), "SUBSCRIBE {i}: {r:?}");
     }
-    let r = subscribe(&mut alice, "bob@example.com", "presence", Some(600), "r3", &mut cseq);
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "presence",
+        Some(600),
+        "r3",
+        &mut cseq,
+    );
     assert_eq!(r.status(), Some(503), "{r:?}");
-    let retry: u32 = r.header("Retry-After").expect("Retry-After").parse().unwrap();
+    let retry: u32 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
     assert!((1..=30).contains(&retry), "Retry-After {retry}");
     assert!(r.start.contains("Too many SUBSCRIBE"), "{r:?}");
     drop(srv);
@@ -447,10 +469,21 @@ fn partial_notification_and_partial_publication_end_to_end() {
         ),
         ("Expires", "600".to_owned()),
     ];
-    let r = alice.request("SUBSCRIBE", "sip:bob@example.com", "partial1", &mut cseq, &h, None);
+    let r = alice.request(
+        "SUBSCRIBE",
+        "sip:bob@example.com",
+        "partial1",
+        &mut cseq,
+        &h,
+        None,
+    );
     assert_eq!(r.status(), Some(200), "{r:?}");
     let n = alice.wait_notify(0, T).expect("first NOTIFY");
-    assert_eq!(n.header("Content-Type"), Some("application/pidf-diff+xml"), "{n:?}");
+    assert_eq!(
+        n.header("Content-Type"),
+        Some("application/pidf-diff+xml"),
+        "{n:?}"
+    );
     assert!(n.body.contains("pidf-full"), "full state first: {}", n.body);
     assert!(n.body.contains("<basic>closed</basic>"), "{}", n.body);
 
@@ -461,8 +494,16 @@ fn partial_notification_and_partial_publication_end_to_end() {
     assert_eq!(r.status(), Some(200), "{r:?}");
     let etag = r.header("SIP-ETag").expect("SIP-ETag").to_owned();
     let n = alice.wait_notify(1, T).expect("NOTIFY after PUBLISH");
-    assert_eq!(n.header("Content-Type"), Some("application/pidf-diff+xml"), "{n:?}");
-    assert!(n.body.contains("patch") && !n.body.contains("pidf-full"), "{}", n.body);
+    assert_eq!(
+        n.header("Content-Type"),
+        Some("application/pidf-diff+xml"),
+        "{n:?}"
+    );
+    assert!(
+        n.body.contains("patch") && !n.body.contains("pidf-full"),
+        "{}",
+        n.body
+    );
     assert!(n.body.contains("<basic>open</basic>"), "{}", n.body);
 
     // bob closes his tuple with a partial PUBLISH (RFC 5264) on his entity-tag.
@@ -486,8 +527,14 @@ fn partial_notification_and_partial_publication_end_to_end() {
     assert_eq!(r.status(), Some(200), "{r:?}\n{}", srv.log());
     let new_etag = r.header("SIP-ETag").expect("SIP-ETag");
     assert_ne!(new_etag, etag);
-    let n = alice.wait_notify(2, T).expect("NOTIFY after the partial PUBLISH");
-    assert!(n.body.contains("patch") && !n.body.contains("pidf-full"), "{}", n.body);
+    let n = alice
+        .wait_notify(2, T)
+        .expect("NOTIFY after the partial PUBLISH");
+    assert!(
+        n.body.contains("patch") && !n.body.contains("pidf-full"),
+        "{}",
+        n.body
+    );
     assert!(n.body.contains("closed"), "{}", n.body);
     assert!(!n.body.contains("<basic>open</basic>"), "{}", n.body);
     // A patch without SIP-If-Match has nothing to apply to: 400 naming why.

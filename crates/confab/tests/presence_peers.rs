@@ -17,9 +17,9 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::ChildStdin;
 use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
+use std::process::ChildStdin;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
