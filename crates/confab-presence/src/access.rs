@@ -317,9 +317,5 @@ pub fn dialog_notify_body(
             ..doc.clone()
         },
     };
-    debug_assert_eq!(
-        sees_dialogs(level),
-        !out.dialogs.is_empty() || doc.dialogs.is_empty()
-    );
     (CONTENT_TYPE, out.to_bytes())
 }

@@ -326,4 +326,16 @@ fn watchers_below_colleague_see_no_call() {
     );
     let p = read(AccessLevel::Personal);
     assert_eq!(p, doc);
+    // An idle user: every level gets the same empty document.
+    let idle = t.document("carol@example.com", 1, now);
+    for level in [
+        AccessLevel::Blocked,
+        AccessLevel::Public,
+        AccessLevel::Colleague,
+        AccessLevel::Personal,
+    ] {
+        let (_, body) = dialog_notify_body(&idle, level);
+        let d = DialogInfo::parse(&body, &confab_xml::Limits::DOCUMENT).unwrap();
+        assert_eq!(d, idle, "{level:?}");
+    }
 }
