@@ -1498,14 +1498,16 @@ impl PresenceHandler {
         let source = flow_key(ctx.source.hop.transport, ctx.source.hop.remote);
         // A new publication from a device replaces that device's older ones (clients that
         // start over without SIP-If-Match after a re-registration would otherwise leave a
-        // stale state until it expires).
+        // stale state until it expires). Also on a modification: a client that raced two initial PUBLISHes (baresip does
+        // at start-up) and then modifies one of them must not keep the other's state.
         let superseded: Vec<String> = match &published {
-            Published::Created(_) => lock(&inner.state)
+            Published::Created(_) | Published::Modified(_) => lock(&inner.state)
                 .pubs
                 .get(resource.as_str())
                 .map(|v| {
                     v.iter()
                         .filter(|p| p.source.as_deref() == Some(source.as_str()))
+                        .filter(|p| Some(p.publication.etag.as_str()) != if_match)
                         .map(|p| p.publication.etag.clone())
                         .collect()
                 })
