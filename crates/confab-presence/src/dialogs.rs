@@ -383,12 +383,15 @@ impl DialogTable {
         out
     }
 
-    /// A response to a followed INVITE goes upstream.
+    /// A response to a followed INVITE goes upstream. A provisional or 2xx response with a
+    /// new To tag while the call is still being set up is a new (forked) early dialog,
+    /// within `max_dialogs`; after the call ended it changes nothing.
     pub fn handle_response(
         &mut self,
         invite: &Message,
         response: &Message,
         now: Timestamp,
+        config: &DialogConfig,
     ) -> Vec<Changed> {
         let (Some(Ok(call_id)), Some(code)) = (invite.call_id(), response.status()) else {
             return Vec::new();
@@ -402,6 +405,7 @@ impl DialogTable {
             .and_then(Result::ok)
             .and_then(|t| t.tag().map(str::to_owned));
         let target = contact_of(response);
+        let mut room = config.max_dialogs.saturating_sub(self.count);
         self.update(call_id, |entries| {
             let mut touched = Vec::new();
             let of_call = |e: &Entry| Some(&e.from_tag) == from_tag.as_ref();
@@ -437,8 +441,14 @@ impl DialogTable {
                         let idx = match idx {
                             Some(i) => Some(i),
                             None => {
-                                // A new tag from another branch: a new early dialog.
-                                let template = entries.iter().find(|e| mine(e)).cloned();
+                                // A new tag from another branch of a call still being set
+                                // up: a new early dialog (room permitting).
+                                let template = entries
+                                    .iter()
+                                    .find(|e| mine(e) && e.state < DialogState::Terminated)
+                                    .cloned()
+                                    .filter(|_| room > 0);
+                                room = room.saturating_sub(1);
                                 template.map(|mut e| {
                                     e.id = format!(
                                         "{:08x}",

@@ -77,7 +77,7 @@ fn check(steps: &[Step], alice: &[Row], bob: &[Row], alice_on_phone: bool) {
             }
             Step::Resp(c, code, tag) => {
                 let i = &invites[c];
-                t.handle_response(i, &response(i, *code, *tag), now);
+                t.handle_response(i, &response(i, *code, *tag), now, &config);
             }
             Step::Bye(c, f, to) => {
                 t.handle_bye(&bye(c, f, to), now);
@@ -255,7 +255,7 @@ fn the_document_names_both_parties_and_tags_from_each_side() {
     let mut ok = response(&i, 200, Some("b1"));
     ok.push_header(confab_sip::HeaderName::Contact, "<sip:bob@198.51.100.21>")
         .unwrap();
-    t.handle_response(&i, &ok, now);
+    t.handle_response(&i, &ok, now, &DialogConfig::default());
     let a = t.document("alice@example.com", 3, now);
     assert_eq!((a.version, a.entity.as_str()), (3, "sip:alice@example.com"));
     let d = &a.dialogs[0];
@@ -302,7 +302,12 @@ fn watchers_below_colleague_see_no_call() {
     let now = Timestamp(1_700_000_000_000);
     let i = invite("c1");
     t.handle_invite(&i, now, &DialogConfig::default());
-    t.handle_response(&i, &response(&i, 200, Some("b1")), now);
+    t.handle_response(
+        &i,
+        &response(&i, 200, Some("b1")),
+        now,
+        &DialogConfig::default(),
+    );
     let doc = t.document("bob@example.com", 7, now);
     let read = |level| {
         let (ct, body) = dialog_notify_body(&doc, level);
@@ -337,5 +342,99 @@ fn watchers_below_colleague_see_no_call() {
         let (_, body) = dialog_notify_body(&idle, level);
         let d = DialogInfo::parse(&body, &confab_xml::Limits::DOCUMENT).unwrap();
         assert_eq!(d, idle, "{level:?}");
+    }
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Invite(u8),
+        Resp(u8, u16, Option<u8>),
+        Bye(u8, bool, u8),
+        Wait(u8),
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..3).prop_map(Op::Invite),
+            (
+                0u8..3,
+                prop_oneof![
+                    Just(100u16),
+                    Just(180),
+                    Just(183),
+                    Just(200),
+                    Just(486),
+                    Just(487),
+                    Just(408),
+                    100u16..700
+                ],
+                proptest::option::of(0u8..3)
+            )
+                .prop_map(|(c, code, tag)| Op::Resp(c, code, tag)),
+            (0u8..3, any::<bool>(), 0u8..3).prop_map(|(c, swap, tag)| Op::Bye(c, swap, tag)),
+            (0u8..30).prop_map(Op::Wait),
+        ]
+    }
+
+    proptest! {
+        /// Any order of reports (duplicates, late, for unknown calls) never panics, never
+        /// moves a dialog backwards, and the table's count matches the documents.
+        #[test]
+        fn reports_in_any_order(ops in proptest::collection::vec(op(), 0..40)) {
+            let config = DialogConfig { max_duration_s: 60, terminated_linger_s: 10, max_dialogs: 8 };
+            let mut t = DialogTable::new();
+            let mut now = Timestamp(1_700_000_000_000);
+            let mut invites: HashMap<u8, Message> = HashMap::new();
+            let mut last: HashMap<(String, String), DialogState> = HashMap::new();
+            for o in ops {
+                match o {
+                    Op::Invite(c) => {
+                        let i = invite(&format!("c{c}"));
+                        t.handle_invite(&i, now, &config);
+                        invites.insert(c, i);
+                    }
+                    Op::Resp(c, code, tag) => {
+                        let i = invites.get(&c).cloned().unwrap_or_else(|| invite(&format!("c{c}")));
+                        let tag = tag.map(|x| format!("b{x}"));
+                        t.handle_response(&i, &response(&i, code, tag.as_deref()), now, &config);
+                    }
+                    Op::Bye(c, swap, tag) => {
+                        let b = format!("b{tag}");
+                        let (f, to) = if swap { (b.as_str(), "at") } else { ("at", b.as_str()) };
+                        t.handle_bye(&bye(&format!("c{c}"), f, to), now);
+                    }
+                    Op::Wait(s) => {
+                        now = Timestamp(now.as_millis() + i64::from(s) * 1000);
+                        t.sweep(now, &config);
+                    }
+                }
+                let mut count = 0;
+                // A dialog that left the document may come back as a new one (a Call-ID
+                // reused after the old call was forgotten): monotonic while present.
+                let mut present = HashMap::new();
+                for user in ["alice@example.com", "bob@example.com"] {
+                    let doc = t.document(user, 0, now);
+                    count += doc.dialogs.len();
+                    for d in &doc.dialogs {
+                        let key = (user.to_owned(), d.id.clone());
+                        if let Some(prev) = last.get(&key) {
+                            prop_assert!(d.state >= *prev, "{key:?}: {prev:?} -> {:?}", d.state);
+                        }
+                        present.insert(key, d.state);
+                        // Every document a watcher may get is well-formed.
+                        let again = DialogInfo::parse(&doc.to_bytes(), &confab_xml::Limits::DOCUMENT);
+                        prop_assert!(again.is_ok());
+                    }
+                }
+                last = present;
+                prop_assert_eq!(count, t.len());
+                prop_assert!(t.len() <= config.max_dialogs, "{}", t.len());
+            }
+        }
     }
 }

@@ -77,7 +77,8 @@ impl DialogObserver for PresenceServer {
 
     fn invite_response(&self, invite: &Message, response: &Message) {
         let t = now();
-        let changed = table(&self.inner).handle_response(invite, response, t);
+        let changed =
+            table(&self.inner).handle_response(invite, response, t, &self.inner.config.dialog);
         apply(&self.inner, &changed, t);
     }
 
