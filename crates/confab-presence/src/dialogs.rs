@@ -27,7 +27,8 @@
 //!     +---------------------->| Confirmed |
 //!                             +-----------+
 //!   error response (rejected,     |  BYE (local-bye / remote-bye), or older than
-//!   cancelled 487, timeout 408)   |  `max_duration_s` (timeout)
+//!   cancelled 487, timeout 408,   |  `max_duration_s` (timeout)
+//!   or `setup_timeout_s` passed)  |
 //!   from Trying/Proceeding/Early  v
 //!   ------------------------> Terminated  (kept `terminated_linger_s`, then forgotten)
 //! ```
@@ -59,6 +60,10 @@ pub struct DialogConfig {
     /// A dialog older than this is ended (`timeout`) even if no BYE was seen, so a lamp
     /// never stays lit forever after a BYE that did not pass this proxy.
     pub max_duration_s: u32,
+    /// A dialog still being set up (trying, proceeding, early) after this long is ended
+    /// (`timeout`): its INVITE's final response was never seen (the caller's connection
+    /// broke before it). Above the proxy's Timer C (180 s) so a ringing phone is not cut.
+    pub setup_timeout_s: u32,
     /// How long an ended dialog stays in the document as `terminated` (so watchers see it
     /// end before it disappears).
     pub terminated_linger_s: u32,
@@ -71,6 +76,7 @@ impl Default for DialogConfig {
     fn default() -> DialogConfig {
         DialogConfig {
             max_duration_s: 12 * 3600,
+            setup_timeout_s: 300,
             terminated_linger_s: 10,
             max_dialogs: 100_000,
         }
@@ -548,14 +554,21 @@ impl DialogTable {
     pub fn sweep(&mut self, now: Timestamp, config: &DialogConfig) -> Vec<Changed> {
         let linger = i64::from(config.terminated_linger_s) * 1000;
         let max = i64::from(config.max_duration_s) * 1000;
+        let setup = i64::from(config.setup_timeout_s) * 1000;
         let calls: Vec<String> = self.by_call.keys().cloned().collect();
         let mut out: Vec<Changed> = Vec::new();
         for call in calls {
             let changed = self.update(&call, |entries| {
                 let mut touched = Vec::new();
                 for (i, e) in entries.iter_mut().enumerate() {
+                    let age = now.as_millis() - e.created_at.as_millis();
+                    let limit = if e.state < DialogState::Confirmed {
+                        setup.min(max)
+                    } else {
+                        max
+                    };
                     if e.state != DialogState::Terminated
-                        && now.as_millis() - e.created_at.as_millis() >= max
+                        && age >= limit
                         && e.end(StateEvent::Timeout, None, now)
                     {
                         touched.push(i);

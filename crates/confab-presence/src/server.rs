@@ -195,6 +195,9 @@ impl PresenceConfig {
                 );
             }
         }
+        if self.dialog.setup_timeout_s == 0 {
+            return err("dialog.setup_timeout_s", "must be at least 1".into());
+        }
         if self.dialog.max_duration_s == 0 {
             return err("dialog.max_duration_s", "must be at least 1".into());
         }

@@ -62,6 +62,7 @@ type Row = (Direction, DialogState, Option<StateEvent>, Option<u16>);
 fn check(steps: &[Step], alice: &[Row], bob: &[Row], alice_on_phone: bool) {
     let config = DialogConfig {
         max_duration_s: 3600,
+        setup_timeout_s: 300,
         terminated_linger_s: 10,
         max_dialogs: 100,
     };
@@ -233,6 +234,20 @@ fn call_flows() {
         &[(R, Terminated, Some(StateEvent::Timeout), None)],
         false,
     );
+    // A call whose final response never came (the caller's connection broke): ended after
+    // setup_timeout_s; a confirmed call is not.
+    check(
+        &[Invite("c"), Resp("c", 180, Some("b1")), Wait(301)],
+        &[(I, Terminated, Some(StateEvent::Timeout), None)],
+        &[(R, Terminated, Some(StateEvent::Timeout), None)],
+        false,
+    );
+    check(
+        &[Invite("c"), Resp("c", 200, Some("b1")), Wait(301)],
+        &[(I, Confirmed, None, None)],
+        &[(R, Confirmed, None, None)],
+        true,
+    );
     // A BYE of another dialog changes nothing.
     check(
         &[
@@ -386,7 +401,12 @@ mod properties {
         /// moves a dialog backwards, and the table's count matches the documents.
         #[test]
         fn reports_in_any_order(ops in proptest::collection::vec(op(), 0..40)) {
-            let config = DialogConfig { max_duration_s: 60, terminated_linger_s: 10, max_dialogs: 8 };
+            let config = DialogConfig {
+                max_duration_s: 60,
+                setup_timeout_s: 30,
+                terminated_linger_s: 10,
+                max_dialogs: 8,
+            };
             let mut t = DialogTable::new();
             let mut now = Timestamp(1_700_000_000_000);
             let mut invites: HashMap<u8, Message> = HashMap::new();

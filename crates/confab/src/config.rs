@@ -992,6 +992,10 @@ const PRESENCE_COMMENTS: &[(&str, &str)] = &[
         "A call older than this is shown ended (timeout) even if no BYE passed this proxy.",
     ),
     (
+        "dialog.setup_timeout_s",
+        "A call still ringing (no final response seen) after this many seconds is shown ended (timeout); keep it above proxy.timer_c_s.",
+    ),
+    (
         "dialog.terminated_linger_s",
         "Seconds an ended call stays in dialog NOTIFYs as terminated before it disappears.",
     ),
