@@ -340,10 +340,58 @@ fn flow_key(transport: SipTransport, remote: SocketAddr) -> String {
     format!("{}:{remote}", transport.as_str())
 }
 
+/// The subscription ids of one resource, by event package. A change of one package walks
+/// only that package's subscriptions: a new watcher changes the resource's `presence.winfo`,
+/// which must not visit (nor copy the ids of) its 10,000 `presence` subscriptions.
+#[derive(Debug, Default)]
+struct ResourceSubs {
+    by_package: Vec<(EventPackage, Vec<String>)>,
+}
+
+impl ResourceSubs {
+    fn ids(&self, package: EventPackage) -> &[String] {
+        self.by_package
+            .iter()
+            .find(|(p, _)| *p == package)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    fn push(&mut self, package: EventPackage, id: String) {
+        match self.by_package.iter_mut().find(|(p, _)| *p == package) {
+            Some((_, v)) => v.push(id),
+            None => self.by_package.push((package, vec![id])),
+        }
+    }
+
+    fn remove(&mut self, package: EventPackage, id: &str) {
+        if let Some((_, v)) = self.by_package.iter_mut().find(|(p, _)| *p == package) {
+            v.retain(|x| x != id);
+        }
+        self.by_package.retain(|(_, v)| !v.is_empty());
+    }
+
+    fn is_empty(&self) -> bool {
+        self.by_package.is_empty()
+    }
+}
+
+/// Every id, whatever the package.
+impl<'a> IntoIterator for &'a ResourceSubs {
+    type Item = &'a String;
+    type IntoIter = Box<dyn Iterator<Item = &'a String> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.by_package.iter().flat_map(|(_, v)| v))
+    }
+}
+
 #[derive(Default)]
 struct Registry {
-    subs: HashMap<String, Sub>,
-    by_resource: HashMap<String, Vec<String>>,
+    /// Boxed: a `Sub` is 416 bytes, and a map of 100,000 sits in 131,072 buckets (hashbrown's
+    /// load factor), so unboxed the empty buckets alone cost about 130 bytes per
+    /// subscription; boxed a bucket is 32 bytes.
+    subs: HashMap<String, Box<Sub>>,
+    by_resource: HashMap<String, ResourceSubs>,
     by_watcher: HashMap<String, usize>,
     timers: BinaryHeap<Reverse<(i64, String)>>,
     pubs: HashMap<String, Vec<Pub>>,
@@ -361,16 +409,16 @@ impl Registry {
         self.by_resource
             .entry(s.sub.resource.clone())
             .or_default()
-            .push(id.clone());
+            .push(s.sub.package, id.clone());
         *self.by_watcher.entry(s.sub.watcher.clone()).or_default() += 1;
-        self.subs.insert(id.clone(), s);
+        self.subs.insert(id.clone(), Box::new(s));
         self.arm(&id);
     }
 
     fn remove(&mut self, id: &str) -> Option<Sub> {
-        let s = self.subs.remove(id)?;
+        let s = *self.subs.remove(id)?;
         if let Some(v) = self.by_resource.get_mut(&s.sub.resource) {
-            v.retain(|x| x != id);
+            v.remove(s.sub.package, id);
             if v.is_empty() {
                 self.by_resource.remove(&s.sub.resource);
             }
@@ -386,13 +434,15 @@ impl Registry {
 
     /// The resource's state changed: its subscriptions of `package` owe a NOTIFY.
     fn changed(&mut self, resource: &str, package: EventPackage, now: Timestamp) {
-        let ids: Vec<String> = self.by_resource.get(resource).cloned().unwrap_or_default();
-        for id in ids {
-            if let Some(s) = self.subs.get_mut(&id)
-                && s.sub.package == package
-            {
+        let Some(subs) = self.by_resource.get(resource) else {
+            return;
+        };
+        for id in subs.ids(package) {
+            if let Some(s) = self.subs.get_mut(id) {
                 s.sub.handle_change(now);
-                self.arm(&id);
+                if let Some(t) = s.sub.poll_timeout() {
+                    self.timers.push(Reverse((t.as_millis(), id.clone())));
+                }
             }
         }
     }

@@ -5,15 +5,17 @@
 //! `migrations/sqlite/`, and implements [`confab_core::UserStore`],
 //! [`confab_core::TokenStore`] and [`confab_core::RegistrationStore`] (read-through: no
 //! binding is cached in memory, lookups read the `bindings_by_aor` index) and
-//! [`confab_core::policy::PolicyStore`] (the filters' policy with its version counters). All writes go through one group-commit writer task (see
-//! [`writer`](crate::writer) docs): many callers' writes share one transaction and one
-//! fsync, and no caller hears "saved" before the commit holding its write succeeded. Reads
+//! [`confab_core::policy::PolicyStore`] (the filters' policy with its version counters). Writes go through a group-commit writer (see
+//! [`writer`](crate::writer) docs; binding writes through the direct writer thread of
+//! [`direct_writer`](crate::direct_writer), which calls SQLite through rusqlite): many
+//! callers' writes share one transaction and one fsync, and no caller hears "saved" before
+//! the commit holding its write succeeded. Reads
 //! use a pool of read-only connections and never wait for the writer. [`SqliteStore::backup`]
 //! and [`SqliteStore::restore`] work while the server runs.
 //!
 //! What it does not do: PostgreSQL (a later issue adds `migrations/postgres/` and a
-//! `PgStore` implementing the same traits), caching, or any policy. sqlx errors never leave
-//! this crate: they become [`confab_core::StoreError`] (or [`OpenError`] when opening).
+//! `PgStore` implementing the same traits), caching, or any policy. sqlx and rusqlite errors
+//! never leave this crate: they become [`confab_core::StoreError`] (or [`OpenError`] when opening).
 //!
 //! # Durability
 //!
@@ -45,6 +47,8 @@
 
 mod backup;
 mod config;
+mod direct_reader;
+mod direct_writer;
 mod error;
 mod events;
 mod messages;

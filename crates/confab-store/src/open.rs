@@ -39,6 +39,10 @@ pub(crate) struct Inner {
     pub(crate) config: StoreConfig,
     pub(crate) read: SqlitePool,
     pub(crate) writer: Writer,
+    /// The direct (rusqlite) writer thread: binding writes and the mirror.
+    pub(crate) direct: crate::direct_writer::DirectWriter,
+    /// The direct (rusqlite) reader thread: the digest check's user lookups.
+    pub(crate) reader: crate::direct_reader::DirectReader,
     pub(crate) restores: watch::Sender<u64>,
     /// In-memory mirror of the `bindings` table (`registrations.rs`).
     pub(crate) bindings: Arc<crate::registrations::BindingCache>,
@@ -211,7 +215,59 @@ impl SqliteStore {
             // batch reads it (it is reloaded on next use).
             Box::new(move || bindings.invalidate())
         };
-        let writer = Writer::spawn(conn, config.max_batch, config.queue_depth, on_abort);
+        let on_foreign = {
+            let (bindings, users) = (bindings.clone(), users.clone());
+            Box::new(move || {
+                tracing::info!(
+                    "another process wrote the database; dropping cached bindings and users"
+                );
+                bindings.invalidate();
+                users.invalidate();
+            })
+        };
+        let direct_conn =
+            crate::direct_writer::connect(&path, &config).map_err(|e| sqlite_err(&path, e))?;
+        #[cfg(test)]
+        {
+            let hook_flag = fail_commits.clone();
+            // Returning true turns the COMMIT into a ROLLBACK.
+            direct_conn
+                .commit_hook(Some(move || {
+                    use std::sync::atomic::Ordering;
+                    hook_flag
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                        .is_ok()
+                }))
+                .map_err(|e| sqlite_err(&path, e))?;
+        }
+        let counters = Arc::new(crate::writer::Counters::default());
+        let (direct, gate) = crate::direct_writer::DirectWriter::spawn(
+            direct_conn,
+            config.max_batch,
+            config.queue_depth,
+            crate::direct_writer::Hooks {
+                counters: counters.clone(),
+                on_abort: {
+                    let bindings = bindings.clone();
+                    Box::new(move || bindings.invalidate())
+                },
+                on_foreign,
+            },
+        )
+        .map_err(io)?;
+        let reader = crate::direct_reader::DirectReader::spawn(
+            crate::direct_reader::connect(&path, &config).map_err(|e| sqlite_err(&path, e))?,
+            config.queue_depth,
+        )
+        .map_err(io)?;
+        let writer = Writer::spawn(
+            conn,
+            config.max_batch,
+            config.queue_depth,
+            on_abort,
+            counters,
+            gate,
+        );
         let (restores, _) = watch::channel(0);
         Ok(SqliteStore {
             inner: Arc::new(Inner {
@@ -219,6 +275,8 @@ impl SqliteStore {
                 config,
                 read,
                 writer,
+                direct,
+                reader,
                 restores,
                 bindings,
                 users,
@@ -263,6 +321,8 @@ impl SqliteStore {
     /// any clone fail with `Unavailable`.
     pub async fn close(&self) {
         self.inner.writer.shutdown().await;
+        self.inner.direct.shutdown().await;
+        self.inner.reader.shutdown().await;
         self.inner.read.close().await;
     }
 

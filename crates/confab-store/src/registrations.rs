@@ -1,28 +1,32 @@
 //! [`RegistrationStore`] on SQLite, with an in-memory mirror for routing lookups.
 //!
-//! **Writes** go through the group-commit writer: the registrar's plan runs inside the batch
-//! transaction on the writer connection, between reading the AOR's rows and writing the new
-//! set, so two REGISTERs for one AOR never interleave, and the caller hears the outcome only
-//! after the commit. Old and new bindings are paired by (registered_at, contact) — the
-//! registrar keeps `registered_at` of a refreshed binding — so a refresh is one `UPDATE`,
-//! an unchanged binding is not written, a removed one is a `DELETE`, a new one an `INSERT`.
+//! **Writes** go through the direct writer ([`crate::direct_writer`]: a thread with its own
+//! rusqlite connection that group-commits): the registrar's plan runs inside the batch
+//! transaction on that thread, between reading the AOR's rows and writing the new set, so
+//! two REGISTERs for one AOR never interleave, and the caller hears the outcome only after
+//! the commit. Old and new bindings are paired by (registered_at, contact) — the registrar
+//! keeps `registered_at` of a refreshed binding — so a refresh is one `UPDATE`, an unchanged
+//! binding is not written, a removed one is a `DELETE`, a new one an `INSERT`. Every
+//! statement is prepared once (rusqlite's statement cache).
 //!
 //! **Lookups** ([`RegistrationStore::lookup`], the proxy's hot path) read a mirror of the
 //! `bindings` table kept in memory: one map entry per AOR holding its bindings encoded in
 //! one compact byte string (about 300 bytes for a typical binding, plus about 90 for the map
 //! slot and key), decoded on lookup. A lookup through sqlx costs about 80 µs of CPU; the
-//! mirror a few µs. Everything else (temp-GRUU lookups, listings, counts) reads SQLite.
+//! mirror a few µs. Everything else (temp-GRUU lookups, listings, counts) reads SQLite
+//! through sqlx's read pool.
 //!
-//! Mirror consistency: the mirror is loaded by an exclusive writer job (no write can run
-//! concurrently) on first use and after a restore, and every write job updates it in
-//! writer order, right after its SQL succeeded. A write whose batch then fails to commit
-//! invalidates the mirror (reloaded on next use); until then lookups may see that
+//! Mirror consistency: the mirror is loaded by an exclusive job of the direct writer (no
+//! binding write can run concurrently) on first use and after a restore, and every write job
+//! updates it in writer order, right after its SQL succeeded. A write whose batch then fails
+//! to commit invalidates the mirror (reloaded on next use); until then lookups may see that
 //! uncommitted binding, which is harmless for routing (the client got a 500 and will retry)
 //! and never makes a REGISTER look saved. Other processes do not write bindings (the CLI
-//! only reads them) except `confab restore` beside a running server: every 2 s a tiny
-//! writer job compares the writer connection's `PRAGMA data_version` (which only other
-//! connections' commits change) with its value at load time and drops the mirror when it
-//! moved. A PostgreSQL pool store will need change notifications instead.
+//! only reads them) except `confab restore` beside a running server: every 2 s the direct
+//! writer compares its connection's `PRAGMA data_version` with the value it last saw (it
+//! accounts for the in-process sqlx writer's commits, see `direct_writer.rs`) and drops the
+//! mirror and the user cache when another process committed. A PostgreSQL pool store will
+//! need change notifications instead.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -34,10 +38,11 @@ use confab_core::{
     Address, Binding, BindingPlan, BindingsUpdate, Cursor, FlowInfo, Page, PageRequest, QValue,
     RegistrationStore, SipTransport, StoreError, TempGruuState, Timestamp, UpdateOutcome,
 };
-use sqlx::SqliteConnection;
+use rusqlite::Connection;
 
 use crate::SqliteStore;
-use crate::error::{unavailable, unique_violation};
+use crate::direct_writer::{is_unique_violation, unavailable as db_unavailable};
+use crate::error::unavailable;
 use crate::open::Inner;
 
 macro_rules! columns {
@@ -182,124 +187,183 @@ fn joined_path(b: &Binding) -> Option<String> {
     (!b.path.is_empty()).then(|| b.path.join("\n"))
 }
 
-fn write_error(e: sqlx::Error) -> StoreError {
-    match unique_violation(&e) {
+fn write_error(e: rusqlite::Error) -> StoreError {
+    if is_unique_violation(&e) {
         // Two bindings drew the same random 64-bit temp-GRUU id: the caller retries with
         // fresh randomness.
-        Some(_) => StoreError::Invalid {
+        StoreError::Invalid {
             field: "temp_gruu",
             message: "temporary GRUU id already in use; draw a new one".into(),
-        },
-        None => unavailable(e),
+        }
+    } else {
+        db_unavailable(e)
+    }
+}
+
+/// Reads a `bindings` row selected with [`columns!`].
+fn row_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
+    Ok(Row {
+        id: r.get(0)?,
+        aor: r.get(1)?,
+        contact: r.get(2)?,
+        params: r.get(3)?,
+        q: r.get(4)?,
+        expires_at: r.get(5)?,
+        call_id: r.get(6)?,
+        cseq: r.get(7)?,
+        instance: r.get(8)?,
+        reg_id: r.get(9)?,
+        flow: r.get(10)?,
+        transport: r.get(11)?,
+        source: r.get(12)?,
+        node: r.get(13)?,
+        path: r.get(14)?,
+        user_agent: r.get(15)?,
+        registered_at: r.get(16)?,
+        updated_at: r.get(17)?,
+        temp_gruu_id: r.get(18)?,
+        temp_gruu_issued: r.get(19)?,
+    })
+}
+
+/// Runs a cached query and decodes its binding rows.
+fn query_bindings(
+    conn: &Connection,
+    sql: &'static str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<(i64, Binding)>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql).map_err(db_unavailable)?;
+    let rows = stmt.query_map(params, row_of).map_err(db_unavailable)?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(row.map_err(db_unavailable)?.into_binding()?);
+    }
+    Ok(out)
+}
+
+/// The binding's values that are not stored as they are held.
+struct Values {
+    q: Option<i64>,
+    source: String,
+    path: Option<String>,
+}
+
+impl Values {
+    fn of(b: &Binding) -> Values {
+        Values {
+            q: b.q.map(|q| i64::from(q.thousandths())),
+            source: b.flow.source.to_string(),
+            path: joined_path(b),
+        }
     }
 }
 
 /// Inserts `b` and returns its row id.
-async fn insert(conn: &mut SqliteConnection, b: &Binding) -> Result<i64, StoreError> {
-    sqlx::query(
-        "INSERT INTO bindings (aor, contact, params, q, expires_at, call_id, cseq, instance, \
-         reg_id, flow, transport, source, node, path, user_agent, registered_at, updated_at, \
-         temp_gruu_id, temp_gruu_issued) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-    )
-    .bind(b.aor.as_str())
-    .bind(&b.contact)
-    .bind(&b.params)
-    .bind(b.q.map(|q| i64::from(q.thousandths())))
-    .bind(b.expires_at.as_millis())
-    .bind(&b.call_id)
-    .bind(i64::from(b.cseq))
-    .bind(b.instance.as_deref())
-    .bind(b.reg_id.map(i64::from))
-    .bind(&b.flow.token)
-    .bind(b.flow.transport.as_str())
-    .bind(b.flow.source.to_string())
-    .bind(&b.flow.node)
-    .bind(joined_path(b))
-    .bind(b.user_agent.as_deref())
-    .bind(b.registered_at.as_millis())
-    .bind(b.updated_at.as_millis())
-    .bind(b.temp_gruu.map(|t| t.id as i64))
-    .bind(b.temp_gruu.map(|t| i64::from(t.issued)))
-    .execute(&mut *conn)
-    .await
-    .map(|r| r.last_insert_rowid())
-    .map_err(write_error)
+fn insert(conn: &Connection, b: &Binding) -> Result<i64, StoreError> {
+    let v = Values::of(b);
+    let mut stmt = conn
+        .prepare_cached(
+            "INSERT INTO bindings (aor, contact, params, q, expires_at, call_id, cseq, instance, \
+             reg_id, flow, transport, source, node, path, user_agent, registered_at, updated_at, \
+             temp_gruu_id, temp_gruu_issued) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .map_err(db_unavailable)?;
+    stmt.execute(rusqlite::params![
+        b.aor.as_str(),
+        &b.contact,
+        &b.params,
+        v.q,
+        b.expires_at.as_millis(),
+        &b.call_id,
+        i64::from(b.cseq),
+        b.instance.as_deref(),
+        b.reg_id.map(i64::from),
+        &b.flow.token,
+        b.flow.transport.as_str(),
+        &v.source,
+        &b.flow.node,
+        v.path.as_deref(),
+        b.user_agent.as_deref(),
+        b.registered_at.as_millis(),
+        b.updated_at.as_millis(),
+        b.temp_gruu.map(|t| t.id as i64),
+        b.temp_gruu.map(|t| i64::from(t.issued)),
+    ])
+    .map_err(write_error)?;
+    Ok(conn.last_insert_rowid())
 }
 
 /// The mirror said a row exists that the table does not have: drop the mirror (reloaded on
 /// next use) and fail this write (the client retries).
-fn out_of_step(inner: &Inner) -> StoreError {
-    inner.bindings.invalidate();
+fn out_of_step(cache: &BindingCache) -> StoreError {
+    cache.invalidate();
     tracing::warn!("binding mirror out of step with the table; reloading it");
     StoreError::unavailable("binding mirror out of step with the table; retry")
 }
 
-async fn update_row(conn: &mut SqliteConnection, id: i64, b: &Binding) -> Result<(), StoreError> {
-    sqlx::query(
-        "UPDATE bindings SET contact = ?, params = ?, q = ?, expires_at = ?, call_id = ?, \
-         cseq = ?, instance = ?, reg_id = ?, flow = ?, transport = ?, source = ?, node = ?, \
-         path = ?, user_agent = ?, registered_at = ?, updated_at = ?, temp_gruu_id = ?, \
-         temp_gruu_issued = ? WHERE id = ?",
-    )
-    .bind(&b.contact)
-    .bind(&b.params)
-    .bind(b.q.map(|q| i64::from(q.thousandths())))
-    .bind(b.expires_at.as_millis())
-    .bind(&b.call_id)
-    .bind(i64::from(b.cseq))
-    .bind(b.instance.as_deref())
-    .bind(b.reg_id.map(i64::from))
-    .bind(&b.flow.token)
-    .bind(b.flow.transport.as_str())
-    .bind(b.flow.source.to_string())
-    .bind(&b.flow.node)
-    .bind(joined_path(b))
-    .bind(b.user_agent.as_deref())
-    .bind(b.registered_at.as_millis())
-    .bind(b.updated_at.as_millis())
-    .bind(b.temp_gruu.map(|t| t.id as i64))
-    .bind(b.temp_gruu.map(|t| i64::from(t.issued)))
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map(|r| r.rows_affected())
-    .map_err(write_error)
-    .and_then(|n| {
-        if n == 1 {
-            Ok(())
-        } else {
-            Err(StoreError::unavailable("binding row vanished"))
-        }
-    })
+fn update_row(conn: &Connection, id: i64, b: &Binding) -> Result<(), StoreError> {
+    let v = Values::of(b);
+    let mut stmt = conn
+        .prepare_cached(
+            "UPDATE bindings SET contact = ?, params = ?, q = ?, expires_at = ?, call_id = ?, \
+             cseq = ?, instance = ?, reg_id = ?, flow = ?, transport = ?, source = ?, node = ?, \
+             path = ?, user_agent = ?, registered_at = ?, updated_at = ?, temp_gruu_id = ?, \
+             temp_gruu_issued = ? WHERE id = ?",
+        )
+        .map_err(db_unavailable)?;
+    let n = stmt
+        .execute(rusqlite::params![
+            &b.contact,
+            &b.params,
+            v.q,
+            b.expires_at.as_millis(),
+            &b.call_id,
+            i64::from(b.cseq),
+            b.instance.as_deref(),
+            b.reg_id.map(i64::from),
+            &b.flow.token,
+            b.flow.transport.as_str(),
+            &v.source,
+            &b.flow.node,
+            v.path.as_deref(),
+            b.user_agent.as_deref(),
+            b.registered_at.as_millis(),
+            b.updated_at.as_millis(),
+            b.temp_gruu.map(|t| t.id as i64),
+            b.temp_gruu.map(|t| i64::from(t.issued)),
+            id,
+        ])
+        .map_err(write_error)?;
+    if n == 1 {
+        Ok(())
+    } else {
+        Err(StoreError::unavailable("binding row vanished"))
+    }
 }
 
-async fn update(
-    conn: &mut SqliteConnection,
-    aor: Address,
+/// The registrar's write job, on the direct writer's thread inside the batch transaction.
+fn update(
+    conn: &Connection,
+    aor: &Address,
     plan: BindingPlan,
-    inner: Arc<Inner>,
+    cache: &BindingCache,
 ) -> Result<UpdateOutcome, StoreError> {
     // The AOR's rows: from the mirror when it is loaded (it is exact: every write updates
     // it in writer order, a rolled-back batch or a restore drops it), else from the table.
-    let cached = inner.bindings.get(&aor);
+    let cached = cache.get(aor);
     let from_mirror = cached.is_some();
     let mut old: Vec<(i64, Binding)> = match cached {
         Some(set) => set?,
-        None => {
-            let rows: Vec<Row> = sqlx::query_as(concat!(
+        None => query_bindings(
+            conn,
+            concat!(
                 "SELECT ",
                 columns!(),
                 " FROM bindings WHERE aor = ? ORDER BY registered_at, id"
-            ))
-            .bind(aor.as_str())
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(unavailable)?;
-            rows.into_iter()
-                .map(Row::into_binding)
-                .collect::<Result<_, _>>()?
-        }
+            ),
+            [aor.as_str()],
+        )?,
     };
     let before: Vec<Binding> = old.iter().map(|(_, b)| b.clone()).collect();
     let after = match plan(&before) {
@@ -307,7 +371,7 @@ async fn update(
         Err(refusal) => return Ok(UpdateOutcome::Refused(refusal)),
     };
     for b in &after {
-        validate(b, &aor)?;
+        validate(b, aor)?;
     }
     // Pair new bindings with old rows by (registered_at, contact); each old row pairs once.
     // `ids[i]` is the row id of `after[i]` (None until inserted).
@@ -321,8 +385,7 @@ async fn update(
                 let (id, o) = old.swap_remove(i);
                 if o != *b {
                     update_row(conn, id, b)
-                        .await
-                        .map_err(|e| if from_mirror { out_of_step(&inner) } else { e })?;
+                        .map_err(|e| if from_mirror { out_of_step(cache) } else { e })?;
                 }
                 ids.push(Some(id));
             }
@@ -330,19 +393,17 @@ async fn update(
         }
     }
     for (id, _) in &old {
-        let n = sqlx::query("DELETE FROM bindings WHERE id = ?")
-            .bind(id)
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?
-            .rows_affected();
+        let n = conn
+            .prepare_cached("DELETE FROM bindings WHERE id = ?")
+            .and_then(|mut s| s.execute([id]))
+            .map_err(db_unavailable)?;
         if n != 1 && from_mirror {
-            return Err(out_of_step(&inner));
+            return Err(out_of_step(cache));
         }
     }
     for (b, id) in after.iter().zip(ids.iter_mut()) {
         if id.is_none() {
-            *id = Some(insert(conn, b).await?);
+            *id = Some(insert(conn, b)?);
         }
     }
     let rows: Vec<(i64, &Binding)> = ids
@@ -350,40 +411,35 @@ async fn update(
         .zip(after.iter())
         .map(|(id, b)| (id.unwrap_or_default(), b))
         .collect();
-    inner.bindings.set(&aor, &rows);
+    cache.set(aor, &rows);
     Ok(UpdateOutcome::Applied(BindingsUpdate { before, after }))
 }
 
-async fn remove_expired(
-    conn: &mut SqliteConnection,
+fn remove_expired(
+    conn: &Connection,
     now: Timestamp,
     limit: u32,
-    inner: Arc<Inner>,
+    cache: &BindingCache,
 ) -> Result<Vec<Binding>, StoreError> {
-    let rows: Vec<Row> = sqlx::query_as(concat!(
-        "DELETE FROM bindings WHERE id IN (SELECT id FROM bindings WHERE expires_at <= ? \
-         ORDER BY expires_at LIMIT ?) RETURNING ",
-        columns!()
-    ))
-    .bind(now.as_millis())
-    .bind(i64::from(limit.max(1)))
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(unavailable)?;
-    let removed: Vec<(i64, Binding)> = rows
-        .into_iter()
-        .map(Row::into_binding)
-        .collect::<Result<_, _>>()?;
-    inner.bindings.remove(&removed);
+    let removed = query_bindings(
+        conn,
+        concat!(
+            "DELETE FROM bindings WHERE id IN (SELECT id FROM bindings WHERE expires_at <= ? \
+             ORDER BY expires_at LIMIT ?) RETURNING ",
+            columns!()
+        ),
+        rusqlite::params![now.as_millis(), i64::from(limit.max(1))],
+    )?;
+    cache.remove(&removed);
     Ok(removed.into_iter().map(|(_, b)| b).collect())
 }
 
-async fn remove_flow(
-    conn: &mut SqliteConnection,
-    node: String,
-    token: String,
+fn remove_flow(
+    conn: &Connection,
+    node: &str,
+    token: &str,
     outbound_only: bool,
-    inner: Arc<Inner>,
+    cache: &BindingCache,
 ) -> Result<Vec<Binding>, StoreError> {
     let sql = if outbound_only {
         concat!(
@@ -396,17 +452,8 @@ async fn remove_flow(
             columns!()
         )
     };
-    let rows: Vec<Row> = sqlx::query_as(sql)
-        .bind(token)
-        .bind(node)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(unavailable)?;
-    let removed: Vec<(i64, Binding)> = rows
-        .into_iter()
-        .map(Row::into_binding)
-        .collect::<Result<_, _>>()?;
-    inner.bindings.remove(&removed);
+    let removed = query_bindings(conn, sql, [token, node])?;
+    cache.remove(&removed);
     Ok(removed.into_iter().map(|(_, b)| b).collect())
 }
 
@@ -450,15 +497,10 @@ impl SqliteStore {
     async fn binding_write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: for<'c> FnOnce(
-                &'c mut SqliteConnection,
-                Arc<Inner>,
-            ) -> crate::writer::BoxFut<'c, Result<T, StoreError>>
-            + Send
-            + 'static,
+        F: FnOnce(&Connection, &BindingCache) -> Result<T, StoreError> + Send + 'static,
     {
-        let inner = self.inner.clone();
-        let result = self.inner.writer.write(move |conn| f(conn, inner)).await;
+        let cache = self.inner.bindings.clone();
+        let result = self.inner.direct.write(move |conn| f(conn, &cache)).await;
         if matches!(result, Err(StoreError::Unavailable { .. })) {
             self.inner.bindings.invalidate();
         }
@@ -477,10 +519,15 @@ impl SqliteStore {
         {
             return Ok(());
         }
-        let inner = self.inner.clone();
+        let cache = self.inner.bindings.clone();
         self.inner
-            .writer
-            .exclusive(move |conn| Box::pin(load_mirror(conn, inner, generation)))
+            .direct
+            .exclusive(move |conn, local| {
+                // Take in other processes' writes first, so they are not reported later
+                // against the fresh mirror.
+                local.check_foreign(conn)?;
+                load_mirror(conn, &cache, generation)
+            })
             .await?;
         watch_foreign_writes_once(&self.inner);
         Ok(())
@@ -489,10 +536,9 @@ impl SqliteStore {
     /// Checks now for other processes' writes (what the watch task does periodically).
     #[cfg(test)]
     pub(crate) async fn check_foreign_writes_now(&self) -> Result<(), StoreError> {
-        let inner = self.inner.clone();
         self.inner
-            .writer
-            .write(move |conn| Box::pin(check_foreign_writes(conn, inner)))
+            .direct
+            .exclusive(|conn, local| local.check_foreign(conn).map(drop))
             .await
     }
 
@@ -553,7 +599,7 @@ impl RegistrationStore for SqliteStore {
             let _ = self.ensure_mirror(generation).await;
         }
         let aor = aor.clone();
-        self.binding_write(move |conn, inner| Box::pin(update(conn, aor, plan, inner)))
+        self.binding_write(move |conn, cache| update(conn, &aor, plan, cache))
             .await
     }
 
@@ -628,7 +674,7 @@ impl RegistrationStore for SqliteStore {
     }
 
     async fn remove_expired(&self, now: Timestamp, limit: u32) -> Result<Vec<Binding>, StoreError> {
-        self.binding_write(move |conn, inner| Box::pin(remove_expired(conn, now, limit, inner)))
+        self.binding_write(move |conn, cache| remove_expired(conn, now, limit, cache))
             .await
     }
 
@@ -639,8 +685,8 @@ impl RegistrationStore for SqliteStore {
         outbound_only: bool,
     ) -> Result<Vec<Binding>, StoreError> {
         let (node, token) = (node.to_owned(), token.to_owned());
-        self.binding_write(move |conn, inner| {
-            Box::pin(remove_flow(conn, node, token, outbound_only, inner))
+        self.binding_write(move |conn, cache| {
+            remove_flow(conn, &node, &token, outbound_only, cache)
         })
         .await
     }
@@ -655,9 +701,6 @@ impl RegistrationStore for SqliteStore {
 }
 
 // ---- the in-memory mirror ------------------------------------------------------------------
-
-/// Rows read per query while loading the mirror (keeps the load's memory bounded).
-const LOAD_CHUNK: i64 = 2000;
 
 /// The in-memory mirror of the `bindings` table (see the module docs). Lives in the store's
 /// shared state; `None` until loaded and after an invalidation.
@@ -674,9 +717,6 @@ pub(crate) struct BindingCache {
 struct Mirror {
     /// The restore generation the mirror was loaded at.
     generation: u64,
-    /// `PRAGMA data_version` of the writer connection when loaded: it changes only when
-    /// another connection — another process, e.g. `confab restore` — commits.
-    data_version: i64,
     /// AOR (`user@domain`) to its bindings, [`encode`]d, in registration order.
     map: HashMap<Box<str>, Box<[u8]>>,
 }
@@ -745,6 +785,12 @@ impl BindingCache {
         }
     }
 
+    /// Whether the mirror is loaded.
+    #[cfg(test)]
+    pub(crate) fn is_loaded(&self) -> bool {
+        self.read().is_some()
+    }
+
     /// Number of AORs and encoded bytes held (for tests and metrics).
     #[cfg(test)]
     fn stats(&self) -> Option<(usize, usize)> {
@@ -754,15 +800,10 @@ impl BindingCache {
     }
 }
 
-/// Loads the whole table into a new mirror, on the writer connection (an exclusive job, so
-/// no write runs meanwhile).
-async fn load_mirror(
-    conn: &mut SqliteConnection,
-    inner: Arc<Inner>,
-    generation: u64,
-) -> Result<(), StoreError> {
+/// Loads the whole table into a new mirror, on the direct writer's connection (an exclusive
+/// job, so no binding write runs meanwhile). One streaming scan in `bindings_by_aor` order.
+fn load_mirror(conn: &Connection, cache: &BindingCache, generation: u64) -> Result<(), StoreError> {
     let mut map: HashMap<Box<str>, Box<[u8]>> = HashMap::new();
-    let mut after: Option<(String, i64, i64)> = None;
     let mut current: Option<(Address, Vec<(i64, Binding)>)> = None;
     let mut data = Vec::new();
     let mut flush = |cur: Option<(Address, Vec<(i64, Binding)>)>, data: &mut Vec<u8>| {
@@ -772,84 +813,27 @@ async fn load_mirror(
             map.insert(aor.as_str().into(), data.as_slice().into());
         }
     };
-    loop {
-        let rows: Vec<Row> = match &after {
-            None => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    columns!(),
-                    " FROM bindings ORDER BY aor, registered_at, id LIMIT ?"
-                ))
-                .bind(LOAD_CHUNK)
-                .fetch_all(&mut *conn)
-                .await
+    let mut stmt = conn
+        .prepare(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM bindings ORDER BY aor, registered_at, id"
+        ))
+        .map_err(db_unavailable)?;
+    let rows = stmt.query_map([], row_of).map_err(db_unavailable)?;
+    for row in rows {
+        let (id, b) = row.map_err(db_unavailable)?.into_binding()?;
+        match &mut current {
+            Some((aor, set)) if *aor == b.aor => set.push((id, b)),
+            _ => {
+                let next = Some((b.aor.clone(), vec![(id, b)]));
+                flush(std::mem::replace(&mut current, next), &mut data);
             }
-            Some((aor, at, id)) => {
-                sqlx::query_as(concat!(
-                    "SELECT ",
-                    columns!(),
-                    " FROM bindings WHERE (aor, registered_at, id) > (?, ?, ?) \
-                 ORDER BY aor, registered_at, id LIMIT ?"
-                ))
-                .bind(aor.as_str())
-                .bind(at)
-                .bind(id)
-                .bind(LOAD_CHUNK)
-                .fetch_all(&mut *conn)
-                .await
-            }
-        }
-        .map_err(unavailable)?;
-        let done = (rows.len() as i64) < LOAD_CHUNK;
-        for row in rows {
-            let (id, b) = row.into_binding()?;
-            after = Some((b.aor.to_string(), b.registered_at.as_millis(), id));
-            match &mut current {
-                Some((aor, set)) if *aor == b.aor => set.push((id, b)),
-                _ => {
-                    let next = Some((b.aor.clone(), vec![(id, b)]));
-                    flush(std::mem::replace(&mut current, next), &mut data);
-                }
-            }
-        }
-        if done {
-            break;
         }
     }
     flush(current, &mut data);
     map.shrink_to_fit();
-    let data_version = data_version(conn).await?;
-    *inner.bindings.write() = Some(Mirror {
-        generation,
-        data_version,
-        map,
-    });
-    Ok(())
-}
-
-async fn data_version(conn: &mut SqliteConnection) -> Result<i64, StoreError> {
-    sqlx::query_scalar("PRAGMA data_version")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(unavailable)
-}
-
-/// A writer job: drops the mirror when another connection committed since it was loaded
-/// (another process wrote the database: a restore, a second server by mistake).
-async fn check_foreign_writes(
-    conn: &mut SqliteConnection,
-    inner: Arc<Inner>,
-) -> Result<(), StoreError> {
-    let now = data_version(conn).await?;
-    let seen = inner.users.seen_data_version.swap(now, Ordering::SeqCst);
-    if seen != now {
-        inner.users.invalidate();
-    }
-    let mut g = inner.bindings.write();
-    if g.as_ref().is_some_and(|m| m.data_version != now) {
-        tracing::info!("bindings table changed by another process; reloading the mirror");
-        *g = None;
-    }
+    *cache.write() = Some(Mirror { generation, map });
     Ok(())
 }
 
@@ -864,18 +848,17 @@ pub(crate) fn watch_foreign_writes_once(inner: &Arc<Inner>) {
 /// How often the mirror checks for other processes' writes.
 const FOREIGN_WRITE_CHECK: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Runs [`check_foreign_writes`] every [`FOREIGN_WRITE_CHECK`] until the store is closed or
-/// dropped.
+/// Checks for other processes' writes (`Local::check_foreign` on the direct writer) every
+/// [`FOREIGN_WRITE_CHECK`] until the store is closed or dropped.
 async fn watch_foreign_writes(inner: std::sync::Weak<Inner>) {
     loop {
         tokio::time::sleep(FOREIGN_WRITE_CHECK).await;
         let Some(strong) = inner.upgrade() else {
             return;
         };
-        let job = strong.clone();
         let r = strong
-            .writer
-            .write(move |conn| Box::pin(check_foreign_writes(conn, job)))
+            .direct
+            .exclusive(|conn, local| local.check_foreign(conn).map(drop))
             .await;
         if r.is_err() {
             return; // closed

@@ -251,3 +251,167 @@ async fn user_cache_can_be_turned_off() {
     assert!(store.get_user(&addr("bob@x.org")).await.unwrap().is_some());
     assert_eq!(store.inner.users.len(), 0);
 }
+
+fn binding(a: &str, contact: &str) -> confab_core::Binding {
+    use confab_core::{FlowInfo, SipTransport, Timestamp};
+    confab_core::Binding {
+        aor: addr(a),
+        contact: contact.into(),
+        params: String::new(),
+        q: None,
+        expires_at: Timestamp(i64::MAX / 2),
+        call_id: format!("cid-{contact}"),
+        cseq: 1,
+        instance: None,
+        reg_id: None,
+        flow: FlowInfo {
+            token: format!("flow-{contact}"),
+            transport: SipTransport::Udp,
+            source: "192.0.2.1:5060".parse().unwrap(),
+            node: "node-1".into(),
+        },
+        path: vec![],
+        user_agent: None,
+        registered_at: Timestamp(1),
+        updated_at: Timestamp(1),
+        temp_gruu: None,
+    }
+}
+
+async fn register(
+    store: &SqliteStore,
+    a: &str,
+    contact: &str,
+) -> Result<confab_core::UpdateOutcome, StoreError> {
+    use confab_core::RegistrationStore;
+    let b = binding(a, contact);
+    store
+        .update_bindings(&addr(a), Box::new(move |_| Ok(vec![b])))
+        .await
+}
+
+/// Binding writes queued while the direct writer is busy share one transaction, and each
+/// caller hears only after it committed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_binding_writes_share_one_commit() {
+    use confab_core::RegistrationStore;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    // Load the mirror first, so the held job below is the only thing ahead of the writes.
+    register(&store, "first@x.org", "sip:first@192.0.2.9")
+        .await
+        .unwrap();
+    let (release, wait) = std::sync::mpsc::channel::<()>();
+    let (started_tx, started) = oneshot::channel::<()>();
+    let s = store.clone();
+    let held = tokio::spawn(async move {
+        s.inner
+            .direct
+            .exclusive(move |_, _| {
+                let _ = started_tx.send(());
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await
+            .unwrap();
+    });
+    // The thread is inside the job: whatever is sent now waits in the queue.
+    started.await.unwrap();
+    let before = store.writer_stats();
+    let writes: Vec<_> = (0..30)
+        .map(|i| {
+            let s = store.clone();
+            tokio::spawn(async move {
+                register(&s, &format!("u{i}@x.org"), &format!("sip:u{i}@192.0.2.1")).await
+            })
+        })
+        .collect();
+    while store.inner.direct.queued() < 30 {
+        tokio::task::yield_now().await;
+    }
+    release.send(()).unwrap();
+    held.await.unwrap();
+    for w in futures_join(writes).await {
+        assert!(matches!(w, Ok(confab_core::UpdateOutcome::Applied(_))));
+    }
+    let after = store.writer_stats();
+    assert_eq!(after.writes - before.writes, 30);
+    assert_eq!(
+        after.batches - before.batches,
+        1,
+        "30 queued writes, one COMMIT"
+    );
+    assert_eq!(store.count_bindings().await.unwrap(), 31);
+    // Durable: a fresh store on the file reads them from the table.
+    store.close().await;
+    let store = SqliteStore::open(StoreConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap();
+    assert_eq!(store.count_bindings().await.unwrap(), 31);
+}
+
+/// The two writers of one store (sqlx for users, the direct thread for bindings) never meet
+/// in SQLite's lock: with no busy timeout at all, a lock conflict would fail a write at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_two_writers_take_turns_without_lock_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path().join("t.db"));
+    cfg.busy_timeout_ms = 0;
+    let store = SqliteStore::open_or_create(cfg).await.unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                s.add_user(NewUser::new(addr(&format!("w{i}@x.org"))))
+                    .await
+                    .map(drop)
+            } else {
+                register(&s, &format!("r{i}@x.org"), "sip:r@192.0.2.1")
+                    .await
+                    .map(drop)
+            }
+        }));
+    }
+    for (i, r) in futures_join(tasks).await.into_iter().enumerate() {
+        r.unwrap_or_else(|e| panic!("write {i}: {e:?}"));
+    }
+    use confab_core::RegistrationStore;
+    assert_eq!(store.count_users().await.unwrap(), 100);
+    assert_eq!(store.count_bindings().await.unwrap(), 100);
+}
+
+/// The foreign-write check tells the store's own sqlx writes from another process's: the
+/// binding mirror survives the former and is dropped for the latter.
+#[tokio::test]
+async fn own_sqlx_writes_are_not_foreign_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir).await;
+    register(&store, "m@x.org", "sip:m@192.0.2.1")
+        .await
+        .unwrap();
+    store.check_foreign_writes_now().await.unwrap();
+    assert!(store.inner.bindings.is_loaded());
+    store
+        .add_user(NewUser::new(addr("own@x.org")))
+        .await
+        .unwrap();
+    store.check_foreign_writes_now().await.unwrap();
+    assert!(
+        store.inner.bindings.is_loaded(),
+        "own user write kept the mirror"
+    );
+    let other = SqliteStore::open(StoreConfig::new(dir.path().join("t.db")))
+        .await
+        .unwrap();
+    other
+        .add_user(NewUser::new(addr("foreign@x.org")))
+        .await
+        .unwrap();
+    other.close().await;
+    store.check_foreign_writes_now().await.unwrap();
+    assert!(
+        !store.inner.bindings.is_loaded(),
+        "foreign write dropped it"
+    );
+}

@@ -1,7 +1,7 @@
 //! [`UserStore`] on SQLite.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -125,6 +125,43 @@ async fn fetch_user(
     .map_err(unavailable)?
     .map(User::try_from)
     .transpose()
+}
+
+/// [`fetch_user`] on the direct reader's rusqlite connection (the digest check's path).
+fn fetch_user_direct(
+    conn: &rusqlite::Connection,
+    address: &Address,
+) -> Result<Option<User>, StoreError> {
+    use crate::direct_writer::unavailable as db_unavailable;
+    let mut stmt = conn
+        .prepare_cached(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE domain = ? AND username = ?"
+        ))
+        .map_err(db_unavailable)?;
+    let mut rows = stmt
+        .query([address.domain(), address.user()])
+        .map_err(db_unavailable)?;
+    let Some(r) = rows.next().map_err(db_unavailable)? else {
+        return Ok(None);
+    };
+    let row = (|| {
+        Ok::<_, rusqlite::Error>(UserRow {
+            username: r.get(0)?,
+            domain: r.get(1)?,
+            display_name: r.get(2)?,
+            phone: r.get(3)?,
+            role: r.get(4)?,
+            ha1_md5: r.get(5)?,
+            ha1_sha256: r.get(6)?,
+            ha1_sha512_256: r.get(7)?,
+            created_at: r.get(8)?,
+            updated_at: r.get(9)?,
+        })
+    })()
+    .map_err(db_unavailable)?;
+    User::try_from(row).map(Some)
 }
 
 async fn insert_user(
@@ -372,9 +409,12 @@ impl UserStore for SqliteStore {
             return Ok(hit);
         }
         let version = cache.version();
-        let mut conn = self.inner.read.acquire().await.map_err(unavailable)?;
-        let user = fetch_user(&mut conn, address).await?;
-        drop(conn);
+        let a = address.clone();
+        let user = self
+            .inner
+            .reader
+            .read(move |conn| fetch_user_direct(conn, &a))
+            .await?;
         if cache.insert(version, address, &user) {
             crate::registrations::watch_foreign_writes_once(&self.inner);
         }
@@ -463,7 +503,7 @@ impl UserStore for SqliteStore {
 /// this store clears the whole cache once it has committed (or failed), a restore clears it
 /// inside its writer job, and another process's commit (`confab user add` / `passwd` /
 /// `remove` beside a running server) clears it within 2 s (the foreign-write check of
-/// `registrations.rs`). When full it is cleared rather than evicting one by one: cheap, and a
+/// `direct_writer.rs`, run every 2 s by `registrations.rs`). When full it is cleared rather than evicting one by one: cheap, and a
 /// refill costs one read per user. `store.user_cache_entries = 0` turns it off.
 #[derive(Debug, Default)]
 pub(crate) struct UserCache {
@@ -471,8 +511,6 @@ pub(crate) struct UserCache {
     /// Bumped by every invalidation; a read started under an older version is not cached.
     version: AtomicU64,
     capacity: usize,
-    /// `PRAGMA data_version` seen by the last foreign-write check (`i64::MIN`: none yet).
-    pub(crate) seen_data_version: AtomicI64,
 }
 
 impl UserCache {
@@ -481,7 +519,6 @@ impl UserCache {
             map: Default::default(),
             version: AtomicU64::new(0),
             capacity,
-            seen_data_version: AtomicI64::new(i64::MIN),
         }
     }
 

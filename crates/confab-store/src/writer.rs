@@ -24,6 +24,11 @@
 //! is answered `Unavailable` and nothing of it is reported saved.
 //!
 //! Exclusive jobs (restore) run alone, outside any batch transaction.
+//!
+//! The bindings (REGISTER's writes) do not come here: they go to the direct writer
+//! ([`crate::direct_writer`]), a thread with its own rusqlite connection. This writer takes
+//! that thread's [`Gate`] around each batch and exclusive job, so the two never hold SQLite's
+//! write lock at the same time.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -34,6 +39,7 @@ use confab_core::StoreError;
 use sqlx::{Connection as _, SqliteConnection};
 use tokio::sync::{mpsc, oneshot};
 
+use crate::direct_writer::Gate;
 use crate::error::{closed, unavailable};
 
 fn not_committed() -> StoreError {
@@ -46,12 +52,12 @@ pub(crate) type BoxFut<'c, T> = Pin<Box<dyn Future<Output = T> + Send + 'c>>;
 /// What a write job hands back: whether it succeeded (else its savepoint is rolled back),
 /// and how to answer its caller once the commit outcome is known.
 pub(crate) struct Done {
-    ok: bool,
-    complete: Completion,
+    pub(crate) ok: bool,
+    pub(crate) complete: Completion,
 }
 
 /// Answers one caller with the commit outcome.
-type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+pub(crate) type Completion = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
 
 type WriteFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, Done> + Send>;
 type ExclusiveFn = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFut<'c, ()> + Send>;
@@ -110,12 +116,14 @@ impl Writer {
         max_batch: usize,
         queue_depth: usize,
         on_abort: AbortHook,
+        counters: Arc<Counters>,
+        gate: Gate,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(queue_depth);
-        let counters = Arc::new(Counters::default());
         let batch = Batch {
             counters: counters.clone(),
             on_abort,
+            gate,
         };
         tokio::spawn(run(conn, rx, max_batch, batch));
         Writer { tx, counters }
@@ -195,6 +203,8 @@ impl Writer {
 struct Batch {
     counters: Arc<Counters>,
     on_abort: AbortHook,
+    /// Taken from the direct writer around every batch and exclusive job.
+    gate: Gate,
 }
 
 async fn run(
@@ -215,6 +225,7 @@ async fn run(
                 Job::Exclusive(f) => {
                     // Keep order: what was queued before it commits first.
                     commit_batch(&mut conn, &mut writes, &batch).await;
+                    let _gate = batch.gate.enter().await;
                     f(&mut conn).await;
                 }
                 Job::Shutdown(done) => {
@@ -238,6 +249,8 @@ async fn commit_batch(conn: &mut SqliteConnection, writes: &mut Vec<WriteFn>, ba
     if writes.is_empty() {
         return;
     }
+    // No other in-process writer while this batch runs (direct_writer.rs).
+    let _gate = batch.gate.enter().await;
     let counters = &batch.counters;
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
