@@ -222,6 +222,16 @@ pub struct RequestContext {
     /// (the Client Version Filter's `Warning: 399` upgrade notice). Never on provisional
     /// responses.
     pub response_headers: Vec<(String, String)>,
+    /// Who wants to follow the dialog this request creates or ends (an initial INVITE, an
+    /// in-dialog BYE): set by a chain step (the presence role's `dialog-events`); the proxy
+    /// core reports to it once it forwards the request. `None`: nobody is told.
+    pub dialog_observer: Option<Arc<dyn crate::DialogObserver>>,
+}
+
+impl fmt::Debug for dyn crate::DialogObserver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DialogObserver")
+    }
 }
 
 impl RequestContext {
@@ -244,6 +254,7 @@ impl RequestContext {
             asserted_identity: None,
             now_ms,
             response_headers: Vec::new(),
+            dialog_observer: None,
         }
     }
 

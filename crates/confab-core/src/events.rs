@@ -1,6 +1,6 @@
 //! Ports of the SIP events framework (RFC 6665) and presence: durable subscriptions and
 //! publications, the way a role sends requests of its own (NOTIFY) through the Front End,
-//! and the registrar's binding-change signal.
+//! the registrar's binding-change signal, and the proxy's INVITE-dialog signal.
 //!
 //! The role (`confab-presence`) owns the meaning of what is stored: the store keeps a few
 //! columns it can index (id, package, watcher, resource, expiry) and an opaque `data` blob
@@ -129,4 +129,25 @@ pub trait RequestSender: Send + Sync {
 pub trait RegistrationObserver: Send + Sync {
     /// The bindings of `aor` changed.
     fn bindings_changed(&self, aor: &Address);
+}
+
+/// Told about the INVITE dialogs the proxy forwards, so the dialog event package (RFC 4235,
+/// busy lamps) and presence ("on the phone") can follow the calls of local users.
+///
+/// The proxy core calls it synchronously, from inside its sans-IO state machine, only for
+/// requests the chain attached an observer to ([`crate::chain::RequestContext::dialog_observer`])
+/// and only once the request is being forwarded (a request the chain answered, challenged
+/// or refused is never reported). An implementation must not block: take a short lock,
+/// queue work. The proxy does not keep dialog state; the observer does.
+pub trait DialogObserver: Send + Sync {
+    /// An initial INVITE (no To tag) is being forwarded: its dialogs are `trying`.
+    fn invite_forwarded(&self, invite: &confab_sip::Message);
+
+    /// A response to that INVITE is going upstream: a provisional response (not 100), each
+    /// 2xx (every one is a dialog), or the one final error response of the transaction
+    /// (487 after CANCEL, 408 when no branch answered ...).
+    fn invite_response(&self, invite: &confab_sip::Message, response: &confab_sip::Message);
+
+    /// A BYE inside a dialog is being forwarded: that dialog is over, whatever its answer.
+    fn bye_forwarded(&self, bye: &confab_sip::Message);
 }

@@ -43,8 +43,8 @@ mod user;
 pub use address::{Address, AddressError};
 pub use error::{Entity, StoreError};
 pub use events::{
-    PublicationStore, RegistrationObserver, RequestSender, SendOutcome, StoredPublication,
-    StoredSubscription, SubscriptionStore,
+    DialogObserver, PublicationStore, RegistrationObserver, RequestSender, SendOutcome,
+    StoredPublication, StoredSubscription, SubscriptionStore,
 };
 pub use phone::{PhoneError, PhoneNumber};
 pub use registration::{

@@ -263,3 +263,47 @@ pub fn list_notify_body(
     );
     Related::build(parts, random)
 }
+
+/// Whether a watcher at `level` may see a user's calls (the `dialog` package): colleague
+/// and personal only. Public and blocked watchers see no call at all (an empty
+/// `dialog-info` document: not even that calls are hidden from them).
+pub const fn sees_dialogs(level: AccessLevel) -> bool {
+    matches!(level, AccessLevel::Colleague | AccessLevel::Personal)
+}
+
+/// The body of a `dialog` NOTIFY (RFC 4235) for a watcher at `level`, from the user's full
+/// document (`doc`, unfiltered, carrying the subscription's version):
+///
+/// | level | sees |
+/// |---|---|
+/// | blocked, public | no dialog |
+/// | colleague | each dialog's id, direction and state (with event and code): the busy lamp; no Call-ID, tags, parties or targets |
+/// | personal | everything (Call-ID and tags, both parties and their targets: what call pickup needs) |
+pub fn dialog_notify_body(
+    doc: &confab_xml::dialog_info::DialogInfo,
+    level: AccessLevel,
+) -> (&'static str, Vec<u8>) {
+    use confab_xml::dialog_info::{CONTENT_TYPE, Dialog, DialogInfo};
+    let out = match level {
+        AccessLevel::Personal => doc.clone(),
+        AccessLevel::Colleague => DialogInfo {
+            dialogs: doc
+                .dialogs
+                .iter()
+                .map(|d| {
+                    let mut x = Dialog::new(d.id.clone(), d.state);
+                    x.direction = d.direction;
+                    x.event = d.event;
+                    x.code = d.code;
+                    x
+                })
+                .collect(),
+            ..doc.clone()
+        },
+        AccessLevel::Public | AccessLevel::Blocked => DialogInfo {
+            dialogs: Vec::new(),
+            ..doc.clone()
+        },
+    };
+    (CONTENT_TYPE, out.to_bytes())
+}

@@ -9,6 +9,10 @@
 //!   terminated with reasons, refresh, expiry, fetch) with RFC 6446-style NOTIFY
 //!   throttling;
 //! - [`publication`]: PUBLISH processing (RFC 3903, with RFC 5264 partial publication);
+//! - [`rate`]: token buckets per publisher and per watcher (503 with Retry-After past the
+//!   configured rate);
+//! - [`dialogs`]: the users' INVITE dialogs as RFC 4235 state machines (the `dialog`
+//!   package's document, "on the phone" for aggregation), fed by the proxy's reports;
 //! - [`policies`]: stored access policies and contact lists applied to the running
 //!   subscriptions (re-notifying exactly the watchers a change affects);
 //! - [`rls`]: the resource list server (RFC 4662) for a user's contact list.
@@ -22,13 +26,14 @@
 //!   package (RFC 3680) and watcher information (RFC 3857).
 //!
 //! The modules above `server` are pure: no clock, no randomness (`now` and random bytes
-//! are arguments). What this crate does not do: sockets, SQL (ports only), XCAP, and the
-//! dialog event package (RFC 4235, not built yet).
+//! are arguments). What this crate does not do: sockets, SQL (ports only), and XCAP.
 
 pub mod access;
 pub mod aggregate;
+pub mod dialogs;
 pub mod policies;
 pub mod publication;
+pub mod rate;
 pub mod rls;
 pub mod server;
 pub mod subscription;

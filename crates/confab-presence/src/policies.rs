@@ -192,6 +192,9 @@ fn apply_to_subscriptions(
                 s.sub.handle_change(t);
             }
         }
+        // A partial watcher holds a document cut at its old level: the next NOTIFY is full
+        // state (RFC 5263 patches apply only to the document the watcher has).
+        s.last_sent = None;
         changed += 1;
         st.arm(&id);
     }

@@ -318,6 +318,10 @@ pub(crate) async fn subscribe_list(
         remote: ctx.source.hop.remote,
         authenticated: true,
         level: AccessLevel::Personal,
+        // A list NOTIFY is RLMI + full or partial PIDF parts of its own (RFC 4662), never a
+        // pidf-diff patch.
+        partial: false,
+        last_sent: None,
         flow: ctx.source.hop.flow,
         in_flight: false,
         awaiting_flow: false,

@@ -29,9 +29,18 @@
 //! server of [`crate::rls`] (hooks here: the list branch of a new SUBSCRIBE, the member index
 //! of the registry, the list branch of the notifier).
 //!
-//! What it does not do (yet): the dialog event package (RFC 4235; `dialog` is answered
-//! 489), partial notification bodies (RFC 5263 is computed by
-//! [`crate::access::notify_body`] but not offered).
+//! The dialog event package (RFC 4235, busy lamps) is fed by the proxy through
+//! [`confab_core::DialogObserver`] ([`PresenceServer::dialog_observer`], attached to
+//! INVITEs and BYEs by the `dialog-events` chain step [`PresenceServer::dialog_step`]); the
+//! dialog state is in memory ([`crate::dialogs`]) and a confirmed call makes the user "on
+//! the phone" in aggregation. Glue in `server/dialog_package.rs`.
+//!
+//! Partial notification (RFC 5263): a watcher whose SUBSCRIBE `Accept` lists
+//! `application/pidf-diff+xml` gets full state first (`pidf-full`), then patches against the
+//! last document it answered 2xx to, both cut to its level by
+//! [`crate::access::notify_body`]; a failed NOTIFY, a restart or a change of its access
+//! level sends full state again. The base documents are in memory only. Per-user PUBLISH
+//! and per-watcher SUBSCRIBE rates are limited by token buckets ([`crate::rate`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -53,24 +62,32 @@ use serde::{Deserialize, Serialize};
 
 use crate::access::{self, AccessLevel};
 use crate::aggregate::{self, AggregateConfig, EndpointPublication};
+use crate::dialogs::{DialogConfig, DialogTable};
 use crate::publication::{
     self, Publication, PublishConfig, PublishError, PublishRequest, Published,
 };
+use crate::rate::{RateConfig, RateLimiter};
 use crate::subscription::{
     EventPackage, Notify, Reason, State, SubscribeError, SubscribeRequest, Subscribed,
     Subscription, SubscriptionConfig,
 };
+
+mod dialog_package;
+mod limits;
+
+use limits::{accepts_pidf_diff, over_rate, prune_rates};
 
 /// How much CSeq numbers and body versions jump when subscriptions are reloaded after a
 /// restart (they are persisted at subscribe and refresh, not at every NOTIFY; the state
 /// machine's coalescing keeps the NOTIFYs between two refreshes far below this).
 pub const RESTART_SEQ_JUMP: u32 = 1 << 16;
 
-/// The packages this server answers (RFC 4235 `dialog` is not served yet).
-pub const SERVED_PACKAGES: [EventPackage; 3] = [
+/// The packages this server answers.
+pub const SERVED_PACKAGES: [EventPackage; 4] = [
     EventPackage::Presence,
     EventPackage::PresenceWinfo,
     EventPackage::Reg,
+    EventPackage::Dialog,
 ];
 
 /// `Allow-Events` of this server.
@@ -78,7 +95,7 @@ pub fn allow_events() -> String {
     SERVED_PACKAGES.map(EventPackage::as_str).join(", ")
 }
 
-/// `[presence]` settings.
+/// `[presence]` settings (checked by [`PresenceConfig::validate`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PresenceConfig {
@@ -95,6 +112,98 @@ pub struct PresenceConfig {
     pub retry_after_s: u32,
     /// Largest PUBLISH body in bytes (larger: 413). Device documents are a few KiB.
     pub max_publish_bytes: usize,
+    /// The dialog package (RFC 4235): how long dialogs are followed.
+    pub dialog: DialogConfig,
+    /// Rates per publisher and per watcher (503 with Retry-After past them).
+    pub rate: RateConfig,
+}
+
+/// An invalid `[presence]` setting.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("presence.{key}: {problem}")]
+pub struct PresenceConfigError {
+    /// The dotted key under `presence`.
+    pub key: &'static str,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl PresenceConfig {
+    /// Checks the settings once (bounds in order, nothing zero that must not be).
+    ///
+    /// # Errors
+    /// The first invalid setting, naming its key.
+    pub fn validate(&self) -> Result<(), PresenceConfigError> {
+        let err = |key, problem: String| Err(PresenceConfigError { key, problem });
+        let expiry = |key_min, key_default, key_max, min: u32, default: u32, max: u32| {
+            if min == 0 {
+                return err(key_min, "must be at least 1 second".into());
+            }
+            if !(min <= default && default <= max) {
+                return err(
+                    key_default,
+                    format!(
+                        "must lie between {key_min} ({min}) and {key_max} ({max}), is {default}"
+                    ),
+                );
+            }
+            Ok(())
+        };
+        let s = &self.subscription;
+        expiry(
+            "subscription.min_expires",
+            "subscription.default_expires",
+            "subscription.max_expires",
+            s.min_expires,
+            s.default_expires,
+            s.max_expires,
+        )?;
+        if s.max_per_watcher == 0 {
+            return err("subscription.max_per_watcher", "must be at least 1".into());
+        }
+        let p = &self.publish;
+        expiry(
+            "publish.min_expires",
+            "publish.default_expires",
+            "publish.max_expires",
+            p.min_expires,
+            p.default_expires,
+            p.max_expires,
+        )?;
+        if self.max_publications_per_user == 0 {
+            return err("max_publications_per_user", "must be at least 1".into());
+        }
+        if self.max_publish_bytes < 256 {
+            return err(
+                "max_publish_bytes",
+                format!(
+                    "{} is too small for any PIDF document (at least 256)",
+                    self.max_publish_bytes
+                ),
+            );
+        }
+        if self.retry_after_s == 0 {
+            return err("retry_after_s", "must be at least 1".into());
+        }
+        for (key, l) in [
+            ("rate.publish.burst", &self.rate.publish),
+            ("rate.subscribe.burst", &self.rate.subscribe),
+        ] {
+            if l.per_minute > 0 && l.burst == 0 {
+                return err(
+                    key,
+                    "must be at least 1 when the rate is on (per_minute > 0)".into(),
+                );
+            }
+        }
+        if self.dialog.setup_timeout_s == 0 {
+            return err("dialog.setup_timeout_s", "must be at least 1".into());
+        }
+        if self.dialog.max_duration_s == 0 {
+            return err("dialog.max_duration_s", "must be at least 1".into());
+        }
+        Ok(())
+    }
 }
 
 impl Default for PresenceConfig {
@@ -106,6 +215,8 @@ impl Default for PresenceConfig {
             max_publications_per_user: 32,
             retry_after_s: 30,
             max_publish_bytes: 32 * 1024,
+            dialog: DialogConfig::default(),
+            rate: RateConfig::default(),
         }
     }
 }
@@ -164,6 +275,14 @@ pub(crate) struct Sub {
     /// Whether the watcher was authenticated (watcher is then an address).
     pub(crate) authenticated: bool,
     pub(crate) level: AccessLevel,
+    /// The watcher accepts `application/pidf-diff+xml` (RFC 5263 partial notification).
+    #[serde(default)]
+    pub(crate) partial: bool,
+    /// With `partial`: the (unfiltered) document of the last NOTIFY the watcher took (2xx),
+    /// the base of the next patch; `None` sends full state (first NOTIFY, after a failed
+    /// one, after a restart).
+    #[serde(skip)]
+    pub(crate) last_sent: Option<Arc<Presence>>,
     #[serde(skip)]
     pub(crate) flow: Option<FlowId>,
     #[serde(skip)]
@@ -351,6 +470,10 @@ pub(crate) struct Inner {
     pub(crate) wake: tokio::sync::Notify,
     /// Stored contacts and access policies, per user (`crate::policies`).
     pub(crate) policies: crate::policies::PolicyCache,
+    /// The users' INVITE dialogs (in memory: calls do not survive a restart either).
+    pub(crate) dialogs: Mutex<DialogTable>,
+    /// PUBLISH rate per user, SUBSCRIBE rate per watcher (in memory).
+    pub(crate) rates: Mutex<(RateLimiter, RateLimiter)>,
 }
 
 /// The presence role of one node. Cheap to clone.
@@ -452,6 +575,8 @@ impl PresenceServer {
                 state: Mutex::new(state),
                 wake: tokio::sync::Notify::new(),
                 policies: crate::policies::PolicyCache::default(),
+                dialogs: Mutex::new(DialogTable::new()),
+                rates: Mutex::new((RateLimiter::new(), RateLimiter::new())),
             }),
         };
         crate::policies::relevel_all(&server.inner).await;
@@ -591,6 +716,10 @@ pub(crate) struct Job {
     pub(crate) package: EventPackage,
     pub(crate) resource: String,
     pub(crate) level: AccessLevel,
+    /// RFC 5263: the base of a patch (`None`: full state), when the watcher takes pidf-diff.
+    pub(crate) partial: Option<Option<Arc<Presence>>>,
+    /// The presence document this NOTIFY carries (kept as the next base once taken).
+    pub(crate) sent: Option<Arc<Presence>>,
 }
 
 async fn pump(inner: Arc<Inner>) {
@@ -624,6 +753,8 @@ async fn pump(inner: Arc<Inner>) {
                         package: s.sub.package,
                         resource: s.sub.resource.clone(),
                         level: s.level,
+                        partial: s.partial.then(|| s.last_sent.clone()),
+                        sent: None,
                     });
                 } else {
                     st.arm(&id);
@@ -667,6 +798,8 @@ async fn sweep(inner: Arc<Inner>) {
     loop {
         tick.tick().await;
         let t = now();
+        dialog_package::sweep(&inner, t);
+        prune_rates(&inner, t);
         let expired = {
             let mut st = lock(&inner.state);
             let mut gone: Vec<String> = Vec::new();
@@ -703,9 +836,10 @@ async fn sweep(inner: Arc<Inner>) {
 
 /// What a resource's NOTIFYs carry, computed once per group.
 enum GroupState {
-    Presence(Box<Presence>),
+    Presence(Arc<Presence>),
     Reg(Vec<confab_core::Binding>),
     Winfo(Vec<watcherinfo::Watcher>),
+    Dialog(Box<confab_xml::dialog_info::DialogInfo>),
 }
 
 pub(crate) async fn presence_state(inner: &Inner, resource: &str) -> Presence {
@@ -742,7 +876,7 @@ pub(crate) async fn presence_state(inner: &Inner, resource: &str) -> Presence {
             entity: &entity,
             publications: &publications,
             registrations: &registrations,
-            on_the_phone: false,
+            on_the_phone: dialog_package::on_the_phone(inner, resource),
             manual: None,
             now: t,
         },
@@ -779,7 +913,10 @@ async fn group_state(inner: &Inner, package: EventPackage, resource: &str) -> Gr
                 .collect();
             GroupState::Winfo(watchers)
         }
-        _ => GroupState::Presence(Box::new(presence_state(inner, resource).await)),
+        EventPackage::Dialog => {
+            GroupState::Dialog(Box::new(dialog_package::document(inner, resource)))
+        }
+        _ => GroupState::Presence(Arc::new(presence_state(inner, resource).await)),
     }
 }
 
@@ -824,6 +961,14 @@ fn body_for(
     cache: &mut HashMap<AccessLevel, Arc<Vec<u8>>>,
 ) -> (&'static str, Arc<Vec<u8>>) {
     match state {
+        GroupState::Presence(doc) if job.partial.is_some() => {
+            // RFC 5263: full state first (and after a failed NOTIFY), then patches against
+            // the last document the watcher took, both cut to the watcher's level.
+            let previous = job.partial.as_ref().and_then(Option::as_deref);
+            let (ct, body) =
+                access::notify_body(doc, previous, job.level, true, job.notify.version);
+            (ct, Arc::new(body))
+        }
         GroupState::Presence(doc) => {
             let body = cache
                 .entry(job.level)
@@ -864,6 +1009,10 @@ fn body_for(
             };
             (reginfo::CONTENT_TYPE, Arc::new(doc.to_bytes()))
         }
+        GroupState::Dialog(doc) => {
+            let (ct, body) = dialog_package::body(doc, job.notify.version, job.level);
+            (ct, Arc::new(body))
+        }
         GroupState::Winfo(watchers) => {
             let doc = watcherinfo::WatcherInfo {
                 version: job.notify.version,
@@ -899,11 +1048,14 @@ async fn notify_group(inner: Arc<Inner>, package: EventPackage, resource: String
     let Some(sender) = inner.sender.get().cloned() else {
         return;
     };
-    for job in jobs {
+    for mut job in jobs {
         let body = match (&state, job.notify.with_state) {
             (Some(s), true) => Some(body_for(s, &job, &resource, &mut cache)),
             _ => None,
         };
+        if let (Some(GroupState::Presence(doc)), true) = (&state, job.notify.with_state) {
+            job.sent = Some(doc.clone());
+        }
         let request = match build_notify(&job, body) {
             Ok(r) => r,
             Err(e) => {
@@ -988,6 +1140,15 @@ pub(crate) async fn on_notify_outcome(inner: &Arc<Inner>, job: &Job, outcome: &S
             return;
         };
         s.in_flight = false;
+        if s.partial {
+            // The next patch is against what the watcher took; anything else resends full
+            // state.
+            match status {
+                Some(200..=299) if job.sent.is_some() => s.last_sent.clone_from(&job.sent),
+                Some(200..=299) => {}
+                _ => s.last_sent = None,
+            }
+        }
         let w = match outcome {
             SendOutcome::TransportError | SendOutcome::Refused if s.transport.is_connection() => {
                 // The connection is gone: wait until the watcher has a flow again, then send
@@ -1058,6 +1219,9 @@ impl PresenceHandler {
     }
 
     async fn subscribe(&self, ctx: &mut RequestContext) -> Outcome {
+        if let Some(r) = over_rate(self.inner(), ctx, false) {
+            return Outcome::Respond(r);
+        }
         if ctx.in_dialog {
             return self.refresh(ctx).await;
         }
@@ -1209,6 +1373,8 @@ impl PresenceHandler {
             remote: ctx.source.hop.remote,
             authenticated: watcher_addr.is_some(),
             level,
+            partial: package == EventPackage::Presence && accepts_pidf_diff(req),
+            last_sent: None,
             flow: ctx.source.hop.flow,
             in_flight: false,
             awaiting_flow: false,
@@ -1353,6 +1519,9 @@ impl PresenceHandler {
         let Addressed::LocalUser(resource) = ctx.addressed.clone() else {
             return Outcome::Continue;
         };
+        if let Some(r) = over_rate(self.inner(), ctx, true) {
+            return Outcome::Respond(r);
+        }
         Outcome::Respond(self.do_publish(ctx, &resource).await)
     }
 
@@ -1439,14 +1608,16 @@ impl PresenceHandler {
         let source = flow_key(ctx.source.hop.transport, ctx.source.hop.remote);
         // A new publication from a device replaces that device's older ones (clients that
         // start over without SIP-If-Match after a re-registration would otherwise leave a
-        // stale state until it expires).
+        // stale state until it expires). Also on a modification: a client that raced two initial PUBLISHes (baresip does
+        // at start-up) and then modifies one of them must not keep the other's state.
         let superseded: Vec<String> = match &published {
-            Published::Created(_) => lock(&inner.state)
+            Published::Created(_) | Published::Modified(_) => lock(&inner.state)
                 .pubs
                 .get(resource.as_str())
                 .map(|v| {
                     v.iter()
                         .filter(|p| p.source.as_deref() == Some(source.as_str()))
+                        .filter(|p| Some(p.publication.etag.as_str()) != if_match)
                         .map(|p| p.publication.etag.clone())
                         .collect()
                 })

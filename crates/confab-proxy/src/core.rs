@@ -5,10 +5,11 @@ use std::collections::hash_map::DefaultHasher;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use confab_core::SipTransport;
 use confab_core::chain::{Addressed, FlowId, Hop, Outcome, Reply, RequestContext, Source, Target};
+use confab_core::{DialogObserver, SipTransport};
 use confab_sip::timer::Time;
 use confab_sip::transaction::{self, Event, InboundError, TransactionLayer, Transmit, TxId};
 use confab_sip::{HeaderName, Message, Method, ResponseBuilder};
@@ -111,6 +112,8 @@ struct Fork {
     /// The chain's [`RequestContext::response_headers`], added to final responses sent
     /// upstream.
     response_headers: Vec<(String, String)>,
+    /// Told about the dialogs of an initial INVITE ([`RequestContext::dialog_observer`]).
+    dialog_observer: Option<Arc<dyn DialogObserver>>,
 }
 
 #[derive(Debug)]
@@ -798,6 +801,7 @@ impl Proxy {
             asserted_identity,
             in_dialog,
             response_headers,
+            dialog_observer,
             ..
         } = ctx;
         // §16.6 step 3: Max-Forwards.
@@ -811,6 +815,19 @@ impl Proxy {
         request.set_max_forwards(mf);
         let method = request.method().cloned();
         let invite = method == Some(Method::Invite);
+        // The dialog observer hears of initial INVITEs (their dialogs start) and in-dialog
+        // BYEs (a dialog ends) as they are forwarded.
+        let dialog_observer = match (&dialog_observer, &method, in_dialog) {
+            (Some(o), Some(Method::Invite), false) => {
+                o.invite_forwarded(&request);
+                dialog_observer
+            }
+            (Some(o), Some(Method::Bye), true) => {
+                o.bye_forwarded(&request);
+                None
+            }
+            _ => None,
+        };
         let record_route = self.config.record_route
             && !in_dialog
             && matches!(
@@ -844,6 +861,7 @@ impl Proxy {
             cancelled: false,
             server_gone: false,
             response_headers,
+            dialog_observer,
         };
         self.pending.insert(tx, Pending::Fork(Box::new(fork)));
         self.start_next_group(now, tx);
@@ -1101,6 +1119,12 @@ impl Proxy {
                 rearm = Some(at);
             }
             let forward = code > 100 && !f.final_sent && !f.server_gone;
+            if code > 100
+                && !f.final_sent
+                && let Some(o) = &f.dialog_observer
+            {
+                o.invite_response(&f.request, &response);
+            }
             if let Some(at) = rearm {
                 self.timer_c.push(Reverse((at, client)));
             }
@@ -1135,6 +1159,9 @@ impl Proxy {
             };
             // Every 2xx to INVITE goes upstream (each is a dialog); only the first otherwise.
             let forward = (first || invite) && !f.server_gone;
+            if let Some(o) = &f.dialog_observer {
+                o.invite_response(&f.request, &response);
+            }
             let mut response = response;
             add_headers(&mut response, &f.response_headers);
             let sent = forward && self.tl.send_response(now, server, response).is_ok();
@@ -1214,6 +1241,7 @@ impl Proxy {
             let challenges = std::mem::take(&mut f.challenges);
             let request = f.request.clone();
             let extra = f.response_headers.clone();
+            let observer = f.dialog_observer.clone();
             let (status, msg) = match best {
                 None if f.cancelled => (487, None),
                 None => (408, None),
@@ -1238,6 +1266,9 @@ impl Proxy {
                 }
                 None => self.build_reply(&request, &Reply::new(status)),
             };
+            if let (Some(o), Some(m)) = (&observer, &out) {
+                o.invite_response(&request, m);
+            }
             if let Some(mut m) = out
                 && {
                     add_headers(&mut m, &extra);

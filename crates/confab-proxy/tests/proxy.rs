@@ -833,3 +833,128 @@ fn state_is_released() {
     assert_eq!(s.proxy.pending(), 0);
     assert_eq!(s.proxy.transactions(), 0);
 }
+
+// ---- the dialog observer (RFC 4235 feed) --------------------------------------------------
+
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<String>>);
+
+impl confab_core::DialogObserver for Recorder {
+    fn invite_forwarded(&self, invite: &Message) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("invite {}", invite.call_id().unwrap().unwrap()));
+    }
+    fn invite_response(&self, _invite: &Message, response: &Message) {
+        let tag = response
+            .to()
+            .and_then(Result::ok)
+            .and_then(|t| t.tag().map(str::to_owned))
+            .unwrap_or_default();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("{} {tag}", status(response)));
+    }
+    fn bye_forwarded(&self, bye: &Message) {
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("bye {}", bye.call_id().unwrap().unwrap()));
+    }
+}
+
+impl Sim {
+    /// Like `decide`, with `observer` attached to the request's context by the chain.
+    fn decide_observed(
+        &mut self,
+        msg: Message,
+        source: Source,
+        outcome: Outcome,
+        observer: &std::sync::Arc<Recorder>,
+    ) -> Vec<(Hop, Message)> {
+        let evs = self.feed(msg, source);
+        let (tx, mut ctx) = evs.into_iter().next().expect("one request for the chain");
+        ctx.dialog_observer = Some(observer.clone());
+        self.proxy.handle_outcome(self.now, tx, *ctx, outcome);
+        self.sent()
+    }
+}
+
+#[test]
+fn the_dialog_observer_hears_forwarded_invites_their_responses_and_byes() {
+    let mut s = Sim::new(ProxyConfig::default());
+    let rec = std::sync::Arc::new(Recorder::default());
+    let log = |r: &Recorder| std::mem::take(&mut *r.0.lock().unwrap());
+    // A forked INVITE: both 180s, the 200 of one branch; bob2's 487 stays here.
+    let sent = s.decide_observed(
+        invite(""),
+        Sim::udp_source(ALICE),
+        Outcome::Forward(vec![
+            target("sip:bob@198.51.100.21", BOB1, 1000),
+            target("sip:bob@198.51.100.22:5062", BOB2, 1000),
+        ]),
+        &rec,
+    );
+    let (b1, b2) = (
+        requests_to(&sent, BOB1).remove(0),
+        requests_to(&sent, BOB2).remove(0),
+    );
+    s.feed(reply_from(&b1, 100, "x"), Sim::udp_source(BOB1));
+    s.feed(reply_from(&b1, 180, "b1"), Sim::udp_source(BOB1));
+    s.feed(reply_from(&b2, 180, "b2"), Sim::udp_source(BOB2));
+    s.feed(reply_from(&b1, 200, "b1"), Sim::udp_source(BOB1));
+    let out = s.sent();
+    let cancel = requests_to(&out, BOB2).remove(0);
+    s.feed(reply_from(&cancel, 200, "b2"), Sim::udp_source(BOB2));
+    s.feed(reply_from(&b2, 487, "b2"), Sim::udp_source(BOB2));
+    assert_eq!(
+        log(&rec),
+        ["invite call-1@alice", "180 b1", "180 b2", "200 b1"],
+        "100 and the absorbed 487 are not reported"
+    );
+    // The BYE in the dialog (routed by the dialog step): reported once forwarded.
+    let bye = parse(&format!(
+        "BYE sip:bob@198.51.100.21 SIP/2.0\n\
+         Via: SIP/2.0/UDP {ALICE};branch=z9hG4bKbye1\n\
+         From: <sip:alice@example.com>;tag=at\nTo: <sip:bob@example.com>;tag=b1\n\
+         Call-ID: call-1@alice\nCSeq: 2 BYE\nMax-Forwards: 70\nContent-Length: 0\n\n"
+    ));
+    s.decide_observed(
+        bye,
+        Sim::udp_source(ALICE),
+        Outcome::Forward(vec![target("sip:bob@198.51.100.21", BOB1, 1000)]),
+        &rec,
+    );
+    assert_eq!(log(&rec), ["bye call-1@alice"]);
+    // A rejected call: the final error is reported; an INVITE the chain answers is not.
+    let inv2 = String::from_utf8(invite("").to_bytes().to_vec())
+        .unwrap()
+        .replace("\r\n", "\n")
+        .replace("call-1@alice", "call-2@alice")
+        .replace("z9hG4bKa1", "z9hG4bKa2");
+    let sent = s.decide_observed(
+        parse(&inv2),
+        Sim::udp_source(ALICE),
+        Outcome::Forward(vec![target("sip:bob@198.51.100.21", BOB1, 1000)]),
+        &rec,
+    );
+    let b = requests_to(&sent, BOB1).remove(0);
+    s.feed(reply_from(&b, 486, "busy"), Sim::udp_source(BOB1));
+    assert_eq!(responses(&s.sent()), [486]);
+    assert_eq!(log(&rec), ["invite call-2@alice", "486 busy"]);
+    let inv3 = inv2
+        .replace("call-2@alice", "call-3@alice")
+        .replace("z9hG4bKa2", "z9hG4bKa3");
+    s.decide_observed(
+        parse(&inv3),
+        Sim::udp_source(ALICE),
+        Outcome::Respond(Reply::new(480)),
+        &rec,
+    );
+    assert!(
+        log(&rec).is_empty(),
+        "an INVITE the chain answered is not a dialog"
+    );
+}

@@ -4,6 +4,7 @@
 //!   `contact`, `timestamp`, `deviceID`) and RPID (RFC 4480: activities, mood, place-type,
 //!   user-input) — [`pidf`];
 //! - watcher information (RFC 3857/3858) — [`watcherinfo`];
+//! - dialog information (RFC 4235 `dialog` package, busy lamps) — [`dialog_info`];
 //! - RLMI (RFC 4662) and the `multipart/related` bodies of resource-list NOTIFYs —
 //!   [`rlmi`], [`multipart`];
 //! - resource-lists documents (RFC 4826) — [`resource_lists`];
@@ -22,6 +23,7 @@
 //! validation beyond the rules each type states, XCAP (RFC 4825), and the full XPath of
 //! RFC 5261 (the selector subset is documented in [`pidf_diff`]).
 
+pub mod dialog_info;
 mod error;
 pub mod multipart;
 pub mod pidf;
@@ -58,6 +60,8 @@ pub mod ns {
     pub const RLMI: &str = "urn:ietf:params:xml:ns:rlmi";
     /// Watcher information (RFC 3858).
     pub const WATCHERINFO: &str = "urn:ietf:params:xml:ns:watcherinfo";
+    /// Dialog information (RFC 4235).
+    pub const DIALOG_INFO: &str = "urn:ietf:params:xml:ns:dialog-info";
     /// Resource lists (RFC 4826).
     pub const RESOURCE_LISTS: &str = "urn:ietf:params:xml:ns:resource-lists";
     /// The `xml:` namespace (`xml:lang`).

@@ -1,6 +1,9 @@
 //! Property tests: arbitrary and mutated bodies never panic; produce → parse gives the same
 //! document; a computed pidf-diff applied to the old document gives the new one.
 
+use confab_xml::dialog_info::{
+    self as di, DialogInfo, DialogState, Direction, DocumentState, StateEvent,
+};
 use confab_xml::multipart::Related;
 use confab_xml::pidf::{Basic, Contact, Device, Person, Presence, Status, Tuple};
 use confab_xml::pidf_diff::{self, PidfDiff};
@@ -19,6 +22,7 @@ fn every_reader(body: &[u8]) {
     let _ = Presence::parse(body, &l);
     let _ = PidfDiff::parse(body, &l);
     let _ = WatcherInfo::parse(body, &l);
+    let _ = DialogInfo::parse(body, &l);
     let _ = rlmi::List::parse(body, &l);
     let _ = ResourceLists::parse(body, &l);
     let _ = Related::parse(
@@ -219,6 +223,108 @@ fn sorted(mut p: Presence) -> Presence {
     p
 }
 
+fn di_token() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9.@-]{1,10}"
+}
+
+fn uri() -> impl Strategy<Value = String> {
+    "[a-z]{1,6}".prop_map(|u| format!("sip:{u}@example.com"))
+}
+
+fn participant() -> impl Strategy<Value = di::Participant> {
+    (
+        proptest::option::of((proptest::option::of(text()), uri())),
+        proptest::option::of((
+            uri(),
+            proptest::collection::vec((di_token(), di_token()), 0..3),
+        )),
+    )
+        .prop_map(|(identity, target)| di::Participant {
+            identity: identity.map(|(display, uri)| di::Identity {
+                display: display.filter(|d| !d.is_empty()),
+                uri,
+            }),
+            target: target.map(|(uri, params)| di::Target { uri, params }),
+            extensions: Vec::new(),
+        })
+}
+
+fn dialog_state() -> impl Strategy<Value = DialogState> {
+    prop_oneof![
+        Just(DialogState::Trying),
+        Just(DialogState::Proceeding),
+        Just(DialogState::Early),
+        Just(DialogState::Confirmed),
+        Just(DialogState::Terminated),
+    ]
+}
+
+fn dialog() -> impl Strategy<Value = di::Dialog> {
+    (
+        di_token(),
+        proptest::option::of(di_token()),
+        proptest::option::of(di_token()),
+        proptest::option::of(di_token()),
+        proptest::option::of(prop_oneof![
+            Just(Direction::Initiator),
+            Just(Direction::Recipient)
+        ]),
+        dialog_state(),
+        proptest::option::of(proptest::sample::select(StateEvent::ALL.to_vec())),
+        proptest::option::of(100u16..700),
+        proptest::option::of(any::<u32>()),
+        proptest::option::of(participant()),
+        proptest::option::of(participant()),
+    )
+        .prop_map(
+            |(
+                id,
+                call_id,
+                local_tag,
+                remote_tag,
+                direction,
+                state,
+                event,
+                code,
+                duration,
+                local,
+                remote,
+            )| di::Dialog {
+                id,
+                call_id,
+                local_tag,
+                remote_tag,
+                direction,
+                state,
+                event,
+                code,
+                duration,
+                local,
+                remote,
+                extensions: Vec::new(),
+            },
+        )
+}
+
+fn dialog_info() -> impl Strategy<Value = DialogInfo> {
+    (
+        any::<u32>(),
+        any::<bool>(),
+        uri(),
+        proptest::collection::vec(dialog(), 0..4),
+    )
+        .prop_map(|(version, full, entity, dialogs)| DialogInfo {
+            version,
+            state: if full {
+                DocumentState::Full
+            } else {
+                DocumentState::Partial
+            },
+            entity,
+            dialogs,
+        })
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
@@ -279,5 +385,12 @@ proptest! {
             .collect();
         let m = Related::build(parts, random).unwrap();
         prop_assert_eq!(Related::parse(&m.content_type(), &m.to_bytes()).unwrap(), m);
+    }
+
+    #[test]
+    fn dialog_info_produce_then_parse_is_identity(d in dialog_info()) {
+        let bytes = d.to_bytes();
+        let again = DialogInfo::parse(&bytes, &Limits::DOCUMENT);
+        prop_assert_eq!(again.as_ref(), Ok(&d), "{}", String::from_utf8_lossy(&bytes));
     }
 }

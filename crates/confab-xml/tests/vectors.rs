@@ -1,6 +1,7 @@
 //! The RFC example documents under `tests/vectors/` (see its README for provenance): each
 //! is parsed, checked against the values the RFC shows, written back and read again.
 
+use confab_xml::dialog_info::{DialogInfo, DialogState, Direction, DocumentState, StateEvent};
 use confab_xml::multipart::{Part, Related};
 use confab_xml::pidf::{Basic, Presence};
 use confab_xml::pidf_diff::{self, PidfDiff};
@@ -413,4 +414,75 @@ fn multipart_build_chooses_a_boundary_absent_from_the_parts() {
     let parsed = Related::parse(&m.content_type(), &m.to_bytes()).unwrap();
     assert_eq!(parsed, m);
     assert_eq!(parsed.root().unwrap().content_id.as_deref(), Some("a@x"));
+}
+
+#[track_caller]
+fn dialog_info_round_trip(d: &DialogInfo) {
+    let bytes = d.to_bytes();
+    let again = DialogInfo::parse(&bytes, &Limits::DOCUMENT)
+        .unwrap_or_else(|e| panic!("re-read failed: {e}\n{}", String::from_utf8_lossy(&bytes)));
+    assert_eq!(&again, d, "{}", String::from_utf8_lossy(&bytes));
+}
+
+#[test]
+fn rfc4235_early_dialog() {
+    let d = DialogInfo::parse(&vector("rfc4235-4.1.1-early.xml"), &Limits::DOCUMENT).unwrap();
+    assert_eq!((d.version, d.state), (0, DocumentState::Partial));
+    assert_eq!(d.entity, "sip:alice@example.com");
+    assert_eq!(d.dialogs.len(), 1);
+    let x = &d.dialogs[0];
+    assert_eq!(x.id, "as7d900as8");
+    assert_eq!(x.call_id.as_deref(), Some("a84b4c76e66710"));
+    assert_eq!(x.local_tag.as_deref(), Some("1928301774"));
+    assert_eq!(x.remote_tag, None);
+    assert_eq!(x.direction, Some(Direction::Initiator));
+    assert_eq!((x.state, x.event, x.code), (DialogState::Early, None, None));
+    dialog_info_round_trip(&d);
+}
+
+#[test]
+fn rfc4235_rejected_dialog() {
+    let d = DialogInfo::parse(&vector("rfc4235-4.1.2-rejected.xml"), &Limits::DOCUMENT).unwrap();
+    let x = &d.dialogs[0];
+    assert_eq!(
+        (x.state, x.event, x.code, x.duration),
+        (
+            DialogState::Terminated,
+            Some(StateEvent::Rejected),
+            Some(486),
+            Some(145)
+        )
+    );
+    dialog_info_round_trip(&d);
+}
+
+#[test]
+fn rfc4235_full_sample() {
+    let d = DialogInfo::parse(&vector("rfc4235-4.4-full.xml"), &Limits::DOCUMENT).unwrap();
+    assert_eq!((d.version, d.state), (1, DocumentState::Full));
+    let x = &d.dialogs[0];
+    assert_eq!(x.id, "123456");
+    assert_eq!((x.state, x.duration), (DialogState::Confirmed, Some(274)));
+    let local = x.local.as_ref().unwrap();
+    let id = local.identity.as_ref().unwrap();
+    assert_eq!(
+        (id.display.as_deref(), id.uri.as_str()),
+        (Some("Alice"), "sip:alice@example.com")
+    );
+    let target = local.target.as_ref().unwrap();
+    assert_eq!(target.uri, "sip:alice@pc33.example.com");
+    assert_eq!(
+        target.params,
+        vec![
+            ("isfocus".to_owned(), "false".to_owned()),
+            ("class".to_owned(), "personal".to_owned())
+        ]
+    );
+    let remote = x.remote.as_ref().unwrap();
+    assert_eq!(remote.identity.as_ref().unwrap().uri, "sip:bob@example.org");
+    assert_eq!(
+        remote.target.as_ref().unwrap().uri,
+        "sip:bobster@phone21.example.org"
+    );
+    dialog_info_round_trip(&d);
 }

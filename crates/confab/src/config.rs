@@ -72,6 +72,9 @@ pub struct Config {
     pub turn_credentials: crate::turn_credentials::TurnCredentialsConfig,
     /// `[im]`: offline store-and-forward of instant messages (owned by `confab-im`).
     pub im: confab_im::ImConfig,
+    /// `[presence]`: subscriptions, PUBLISH, aggregation and the dialog package (owned by
+    /// `confab-presence`).
+    pub presence: confab_presence::server::PresenceConfig,
 }
 
 /// `[http]`: the two HTTP listeners.
@@ -161,6 +164,7 @@ impl Default for Config {
             frontend: Default::default(),
             turn_credentials: Default::default(),
             im: Default::default(),
+            presence: Default::default(),
         }
     }
 }
@@ -541,6 +545,10 @@ impl Config {
                 self.frontend.validate().err().map(|e| e.to_string()),
             ),
             ("im", self.im.validate().err().map(|e| e.to_string())),
+            (
+                "presence",
+                self.presence.validate().err().map(|e| e.to_string()),
+            ),
         ];
         for (table, text) in role_errors {
             let Some(text) = text else { continue };
@@ -867,8 +875,135 @@ fn render_sip_roles(d: &Config) -> String {
     ));
     s.push_str(&table("frontend", &d.frontend, FRONTEND_COMMENTS, &[]));
     s.push_str(&table("im", &d.im, IM_COMMENTS, &[]));
+    s.push_str(&nested_table("presence", &d.presence, PRESENCE_COMMENTS));
     s
 }
+
+/// A table with sub-tables (`[presence]`, `[presence.subscription]` ...), one comment per
+/// key (comments keyed by the dotted path below the table).
+fn nested_table<T: Serialize>(name: &str, value: &T, comments: &[(&str, &str)]) -> String {
+    fn walk(
+        path: &str,
+        prefix: &str,
+        t: &toml::Table,
+        comments: &[(&str, &str)],
+        out: &mut String,
+    ) {
+        out.push_str(&format!("\n[{path}]\n"));
+        let mut subs = Vec::new();
+        for (k, v) in t {
+            if let toml::Value::Table(sub) = v {
+                subs.push((k, sub));
+                continue;
+            }
+            let key = format!("{prefix}{k}");
+            let comment = comments
+                .iter()
+                .find(|(c, _)| *c == key)
+                .map_or("See the README.", |(_, c)| c);
+            let line = toml::to_string(&toml::Table::from_iter([(k.clone(), v.clone())]))
+                .unwrap_or_default();
+            out.push_str(&format!("# {comment}\n{}\n", line.trim_end()));
+        }
+        for (k, sub) in subs {
+            walk(
+                &format!("{path}.{k}"),
+                &format!("{prefix}{k}."),
+                sub,
+                comments,
+                out,
+            );
+        }
+    }
+    let mut out = String::new();
+    if let Ok(toml::Value::Table(t)) = toml::Value::try_from(value) {
+        walk(name, "", &t, comments, &mut out);
+    }
+    out
+}
+
+const PRESENCE_COMMENTS: &[(&str, &str)] = &[
+    (
+        "max_publications_per_user",
+        "Most publications (devices) one user holds at once; past it a PUBLISH gets 503 with Retry-After.",
+    ),
+    (
+        "retry_after_s",
+        "Retry-After seconds on 503 (caps reached, store unavailable).",
+    ),
+    (
+        "max_publish_bytes",
+        "Largest PUBLISH body in bytes; larger ones get 413.",
+    ),
+    (
+        "subscription.default_expires",
+        "Subscription expiry (seconds) when SUBSCRIBE has no Expires.",
+    ),
+    (
+        "subscription.min_expires",
+        "Shorter subscriptions get 423 with this Min-Expires.",
+    ),
+    (
+        "subscription.max_expires",
+        "Longer subscriptions are cut to this (seconds).",
+    ),
+    (
+        "subscription.max_per_watcher",
+        "Most subscriptions one watcher holds; past it SUBSCRIBE gets 503 with Retry-After.",
+    ),
+    (
+        "subscription.min_notify_interval_ms",
+        "Least time between two NOTIFYs of one subscription (RFC 6446 throttle); changes in between are coalesced. 0 sends every change at once.",
+    ),
+    (
+        "publish.default_expires",
+        "Publication expiry (seconds) when PUBLISH has no Expires.",
+    ),
+    (
+        "publish.min_expires",
+        "Shorter publications get 423 with this Min-Expires.",
+    ),
+    (
+        "publish.max_expires",
+        "Longer publications are cut to this (seconds).",
+    ),
+    (
+        "aggregate.registered_without_publication",
+        "What a registered device that publishes nothing counts as: available, busy, do-not-disturb, be-right-back, away or offline (offline: only publications make a user online).",
+    ),
+    (
+        "rate.publish.per_minute",
+        "PUBLISH requests per minute one user may send (all devices together); past it 503 with Retry-After. 0: no limit.",
+    ),
+    (
+        "rate.publish.burst",
+        "PUBLISH requests one user may send at once above that rate.",
+    ),
+    (
+        "rate.subscribe.per_minute",
+        "SUBSCRIBE requests (new and refreshes) per minute one watcher may send; past it 503 with Retry-After. 0: no limit.",
+    ),
+    (
+        "rate.subscribe.burst",
+        "SUBSCRIBE requests one watcher may send at once above that rate (a client subscribing to its whole contact list).",
+    ),
+    (
+        "dialog.max_duration_s",
+        "A call older than this is shown ended (timeout) even if no BYE passed this proxy.",
+    ),
+    (
+        "dialog.setup_timeout_s",
+        "A call still ringing (no final response seen) after this many seconds is shown ended (timeout); keep it above proxy.timer_c_s.",
+    ),
+    (
+        "dialog.terminated_linger_s",
+        "Seconds an ended call stays in dialog NOTIFYs as terminated before it disappears.",
+    ),
+    (
+        "dialog.max_dialogs",
+        "Most dialogs followed at once (two per call between local users); calls past it are routed but not shown.",
+    ),
+];
 
 const IM_COMMENTS: &[(&str, &str)] = &[
     (
@@ -1122,6 +1257,9 @@ mod tests {
         let mut all = debug_keys(&format!("{:?}", Config::default()));
         // `[turn]` is optional and absent by default (edge nodes add it).
         all.retain(|k| k != "turn");
+        // The XML limits of PUBLISH bodies are not a setting (serde-skipped); the size limit
+        // is `presence.max_publish_bytes`.
+        all.retain(|k| !k.starts_with("presence.publish.limits"));
         // The fields of the one [[tls.certificates]] entry.
         for f in ["cert_chain", "private_key", "server_names"] {
             all.push(format!("tls.certificates[0].{f}"));
@@ -1181,11 +1319,15 @@ mod tests {
         );
         check_parse_error(
             "nodeid = \"a\"\n",
-            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
+            "/etc/confab.toml:1: nodeid: unknown field `nodeid`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`, `presence`",
         );
         check_parse_error(
             "[presence]\nenabled = true\n",
-            "/etc/confab.toml:1: presence: unknown field `presence`, expected one of `node_id`, `domains`, `transport`, `tls`, `store`, `http`, `log`, `turn`, `auth`, `proxy`, `registrar`, `frontend`, `turn_credentials`, `im`",
+            "/etc/confab.toml:2: presence.enabled: unknown field `enabled`, expected one of `subscription`, `publish`, `aggregate`, `max_publications_per_user`, `retry_after_s`, `max_publish_bytes`, `dialog`, `rate`",
+        );
+        check_parse_error(
+            "[presence.subscription]\nmin_expire = 30\n",
+            "/etc/confab.toml:2: presence.subscription.min_expire: unknown field `min_expire`, expected one of `default_expires`, `min_expires`, `max_expires`, `max_per_watcher`, `min_notify_interval_ms`",
         );
         check_parse_error(
             "[http.user]\nnonce_lifetime_s = -5\n",
@@ -1265,6 +1407,16 @@ mod tests {
             ],
         );
         check_validate("[log]\nlevel = \"warn,confab::http=debug\"\n", &[]);
+        check_validate(
+            "[presence.subscription]\nmin_expires = 600\ndefault_expires = 300\n",
+            &[
+                "c.toml:3: presence.subscription.default_expires: must lie between subscription.min_expires (600) and subscription.max_expires (86400), is 300",
+            ],
+        );
+        check_validate(
+            "[presence.aggregate]\nregistered_without_publication = \"offline\"\n[presence.dialog]\nmax_duration_s = 7200\n",
+            &[],
+        );
         check_validate(
             "[auth]\nalgorithms = [\"SHA-256\", \"SHA1\"]\n",
             &["c.toml:2: auth.algorithms[1]: `SHA1` is not one of MD5, SHA-256, SHA-512-256"],

@@ -6,7 +6,8 @@
 //!   `[registrar]`, proxy `[proxy]`, runtime `[frontend]`) when `transport.listen` names
 //!   listeners, with the filters (Client Version Filter, Intelligent IM Filter; policy
 //!   from the database, polled every 2 s), offline messaging (`[im]`) and the presence
-//!   server (`crate::presence`: SUBSCRIBE/NOTIFY, PUBLISH, `reg` and `presence.winfo`).
+//!   server (`crate::presence`: SUBSCRIBE/NOTIFY, PUBLISH, `reg`, `presence.winfo` and
+//!   `dialog`, `[presence]`).
 //! - **av-edge**: the STUN/TURN relay of `confab-turn`, configured by the `[turn]` table
 //!   (required with this role). An edge-only node opens no database; its admin listener
 //!   serves `/healthz`, `/readyz`, `/metrics` and the TURN usage endpoints only, for the
@@ -466,6 +467,7 @@ pub fn reload(path: &Path, running: &Config, log: &LogHandle, cert: Option<&Relo
         ("http", new.http != running.http),
         ("log.format", new.log.format != running.log.format),
         ("im", new.im != running.im),
+        ("presence", new.presence != running.presence),
         ("turn", new.turn != running.turn),
         (
             "turn_credentials",

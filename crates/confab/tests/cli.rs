@@ -153,8 +153,13 @@ fn config_errors_name_file_line_and_key() {
     );
     check_config_error(
         "[store]\n",
-        "[presence]\nenabled = true\n[store]\n",
-        &[": presence: unknown field `presence`"],
+        "[presense]\nenabled = true\n[store]\n",
+        &[": presense: unknown field `presense`"],
+    );
+    check_config_error(
+        "[presence.subscription]\n",
+        "[presence.subscription]\nmin_expire = 30\n",
+        &[": presence.subscription.min_expire: unknown field `min_expire`, expected one of"],
     );
     check_config_error(
         "max_contacts = 10",

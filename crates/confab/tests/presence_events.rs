@@ -378,3 +378,180 @@ fn subscriptions_survive_a_killed_server() {
         }
     }
 }
+
+#[test]
+fn publishers_and_subscribers_over_their_rate_get_503_with_retry_after() {
+    let dir = init_dir("example.com");
+    let d = dir.path();
+    add_user(d, "alice@example.com", "alice-pw");
+    add_user(d, "bob@example.com", "bob-pw");
+    // 3 at once, then one a minute (a token comes back after 60 s / 1 = 60 s).
+    for (from, to) in [
+        ("\nper_minute = 60\n", "\nper_minute = 1\n"),
+        ("\nburst = 20\n", "\nburst = 3\n"),
+        ("\nper_minute = 600\n", "\nper_minute = 2\n"),
+        ("\nburst = 1000\n", "\nburst = 2\n"),
+    ] {
+        common::edit_config(d, from, to);
+    }
+    let (srv, udp) = start(d);
+    let mut alice = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut bob = Ua::new(&udp, "bob", "example.com", "bob-pw");
+
+    let mut bcseq = 0;
+    let body = pidf("bob@example.com", "open", None);
+    let mut etag: Option<String> = None;
+    for i in 0..3 {
+        let r = publish(&mut bob, &mut bcseq, etag.as_deref(), Some(&body));
+        assert_eq!(r.status(), Some(200), "PUBLISH {i}: {r:?}\n{}", srv.log());
+        etag = r.header("SIP-ETag").map(str::to_owned);
+    }
+    let r = publish(&mut bob, &mut bcseq, etag.as_deref(), Some(&body));
+    assert_eq!(r.status(), Some(503), "{r:?}");
+    let retry: u32 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((55..=60).contains(&retry), "Retry-After {retry}");
+    // Watchers have their own buckets: two SUBSCRIBEs pass, the third is refused.
+    let mut cseq = 0;
+    for (i, call) in ["r1", "r2"].iter().enumerate() {
+        let r = subscribe(
+            &mut alice,
+            "bob@example.com",
+            "presence",
+            Some(600),
+            call,
+            &mut cseq,
+        );
+        assert_eq!(r.status(), Some(200), "SUBSCRIBE {i}: {r:?}");
+    }
+    let r = subscribe(
+        &mut alice,
+        "bob@example.com",
+        "presence",
+        Some(600),
+        "r3",
+        &mut cseq,
+    );
+    assert_eq!(r.status(), Some(503), "{r:?}");
+    let retry: u32 = r
+        .header("Retry-After")
+        .expect("Retry-After")
+        .parse()
+        .unwrap();
+    assert!((1..=30).contains(&retry), "Retry-After {retry}");
+    assert!(r.start.contains("Too many SUBSCRIBE"), "{r:?}");
+    drop(srv);
+}
+
+#[test]
+fn partial_notification_and_partial_publication_end_to_end() {
+    let dir = init_dir("example.com");
+    let d = dir.path();
+    add_user(d, "alice@example.com", "alice-pw");
+    add_user(d, "bob@example.com", "bob-pw");
+    let (srv, udp) = start(d);
+    let mut alice = Ua::new(&udp, "alice", "example.com", "alice-pw");
+    let mut bob = Ua::new(&udp, "bob", "example.com", "bob-pw");
+
+    // alice asks for partial notification (RFC 5263): full state first, as pidf-diff.
+    let mut cseq = 0;
+    let h = vec![
+        ("From", alice.from("ptag")),
+        ("To", "<sip:bob@example.com>".to_owned()),
+        ("Contact", alice.contact()),
+        ("Event", "presence".to_owned()),
+        (
+            "Accept",
+            "application/pidf+xml, application/pidf-diff+xml".to_owned(),
+        ),
+        ("Expires", "600".to_owned()),
+    ];
+    let r = alice.request(
+        "SUBSCRIBE",
+        "sip:bob@example.com",
+        "partial1",
+        &mut cseq,
+        &h,
+        None,
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let n = alice.wait_notify(0, T).expect("first NOTIFY");
+    assert_eq!(
+        n.header("Content-Type"),
+        Some("application/pidf-diff+xml"),
+        "{n:?}"
+    );
+    assert!(n.body.contains("pidf-full"), "full state first: {}", n.body);
+    assert!(n.body.contains("<basic>closed</basic>"), "{}", n.body);
+
+    // bob publishes: alice gets a patch, not the whole document.
+    let mut bcseq = 0;
+    let body = pidf("bob@example.com", "open", None);
+    let r = publish(&mut bob, &mut bcseq, None, Some(&body));
+    assert_eq!(r.status(), Some(200), "{r:?}");
+    let etag = r.header("SIP-ETag").expect("SIP-ETag").to_owned();
+    let n = alice.wait_notify(1, T).expect("NOTIFY after PUBLISH");
+    assert_eq!(
+        n.header("Content-Type"),
+        Some("application/pidf-diff+xml"),
+        "{n:?}"
+    );
+    assert!(
+        n.body.contains("patch") && !n.body.contains("pidf-full"),
+        "{}",
+        n.body
+    );
+    assert!(n.body.contains("<basic>open</basic>"), "{}", n.body);
+
+    // bob closes his tuple with a partial PUBLISH (RFC 5264) on his entity-tag.
+    let patch = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\r\n<p:patch xmlns=\"urn:ietf:params:xml:ns:pidf\" xmlns:p=\"urn:ietf:params:xml:ns:pidf-diff\" version=\"1\"><p:replace sel=\"*/tuple[@id='t1']/status/basic/text()\">closed</p:replace></p:patch>";
+    let h = vec![
+        ("From", bob.from("ptag")),
+        ("To", "<sip:bob@example.com>".to_owned()),
+        ("Event", "presence".to_owned()),
+        ("Expires", "600".to_owned()),
+        ("SIP-If-Match", etag.clone()),
+    ];
+    let call_id = format!("pub-bob-{}", std::process::id());
+    let r = bob.request(
+        "PUBLISH",
+        "sip:bob@example.com",
+        &call_id,
+        &mut bcseq,
+        &h,
+        Some(("application/pidf-diff+xml", patch)),
+    );
+    assert_eq!(r.status(), Some(200), "{r:?}\n{}", srv.log());
+    let new_etag = r.header("SIP-ETag").expect("SIP-ETag");
+    assert_ne!(new_etag, etag);
+    let n = alice
+        .wait_notify(2, T)
+        .expect("NOTIFY after the partial PUBLISH");
+    assert!(
+        n.body.contains("patch") && !n.body.contains("pidf-full"),
+        "{}",
+        n.body
+    );
+    assert!(n.body.contains("closed"), "{}", n.body);
+    assert!(!n.body.contains("<basic>open</basic>"), "{}", n.body);
+    // A patch without SIP-If-Match has nothing to apply to: 400 naming why.
+    let h = vec![
+        ("From", bob.from("ptag")),
+        ("To", "<sip:bob@example.com>".to_owned()),
+        ("Event", "presence".to_owned()),
+    ];
+    let r = bob.request(
+        "PUBLISH",
+        "sip:bob@example.com",
+        &call_id,
+        &mut bcseq,
+        &h,
+        Some(("application/pidf-diff+xml", patch)),
+    );
+    assert_eq!(r.status(), Some(400), "{r:?}");
+    assert!(r.start.contains("SIP-If-Match"), "{r:?}");
+    drop(srv);
+}
