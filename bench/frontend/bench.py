@@ -132,6 +132,56 @@ def tree_cpu_seconds(root):
     return sum(table[p][1] for p in tree_pids(root, table)) / TICK
 
 
+def tree_schedstat_seconds(root):
+    """On-CPU seconds of `root`'s process tree, every thread, from
+    /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks, too coarse
+    for a short window such as a 1,000-NOTIFY fan-out). Threads that ended are not counted:
+    Confab's runtime and SQLite threads live as long as the process, Kamailio's processes
+    are single-threaded. Used by bench/presence and bench/im."""
+    total = 0
+    for pid in tree_pids(root):
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e9
+
+
+def idle_cpu_rate(server, seconds):
+    """The server's CPU seconds per second while no load runs (subtracted from a run)."""
+    c0, t0 = server.cpu(), time.time()
+    time.sleep(seconds)
+    return (server.cpu() - c0) / (time.time() - t0)
+
+
+SIP_COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length",
+               b"c": b"content-type", b"o": b"event", b"m": b"contact"}
+
+
+def parse_sip(msg):
+    """(start line, {lowercase long header name: [whole header lines]}, body) of one SIP
+    message in bytes (the harnesses' own UAs read what the servers send them)."""
+    head, _, body = msg.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    h = {}
+    for ln in lines[1:]:
+        i = ln.find(b":")
+        if i > 0:
+            k = ln[:i].strip().lower()
+            h.setdefault(SIP_COMPACT.get(k, k), []).append(ln)
+    return lines[0], h, body
+
+
+def header_value(line):
+    return line.split(b":", 1)[1].strip()
+
+
 def status_kb(pid, key):
     with open(f"/proc/{pid}/status") as f:
         for line in f:

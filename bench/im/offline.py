@@ -26,7 +26,6 @@ import shutil
 import signal
 import socket
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import time
@@ -45,30 +44,12 @@ IDLE = 2.0
 log = fe.log
 
 
-def precise_cpu(server):
-    """On-CPU seconds of the server's process tree, every thread, from
-    /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks)."""
-    total = 0
-    for pid in fe.tree_pids(server.proc.pid):
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-    return total / 1e9
-
-
 class Kamailio(fe.Server):
     name = "kamailio"
     settle = SETTLE  # tm's 5 s wait timer
 
     def cpu(self):
-        return precise_cpu(self)
+        return fe.tree_schedstat_seconds(self.proc.pid)
 
     def __init__(self, args, work):
         super().__init__(args, work)
@@ -104,18 +85,12 @@ class Confab(fe.Confab):
     settle = 33.0  # Timer J (32 s on UDP) frees the MESSAGE/REGISTER server transactions
 
     def cpu(self):
-        return precise_cpu(self)
+        return fe.tree_schedstat_seconds(self.proc.pid)
 
     def config_text(self):
         with open(self.args.confab_config) as f:
             text = f.read()
         return text.replace(f"udp:{HOST}:15370", f"udp:{HOST}:{self.port}")
-
-
-def idle_rate(server):
-    c0, t0 = server.cpu(), time.time()
-    time.sleep(IDLE)
-    return (server.cpu() - c0) / (time.time() - t0)
 
 
 def store(args, server, run_dir, tag, count, rate, rcpt_start=0):
@@ -160,7 +135,7 @@ def store_run(args, server, rate, run_dir):
     os.makedirs(run_dir, exist_ok=True)
     server.start(run_dir)
     try:
-        idle = idle_rate(server)
+        idle = fe.idle_cpu_rate(server, IDLE)
         c0, t0 = server.cpu(), time.time()
         r = store(args, server, run_dir, "store", int(rate * args.duration), rate)
         time.sleep(server.settle)
@@ -177,23 +152,6 @@ def store_run(args, server, rate, run_dir):
 
 def md5(s):
     return hashlib.md5(s.encode()).hexdigest()
-
-
-def parse(msg):
-    head, _, body = msg.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    h = {}
-    for ln in lines[1:]:
-        i = ln.find(b":")
-        if i > 0:
-            k = ln[:i].strip().lower()
-            k = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id"}.get(k, k)
-            h.setdefault(k, []).append(ln)
-    return lines[0], h, body
-
-
-def hval(line):
-    return line.split(b":", 1)[1].strip()
 
 
 class Registrar:
@@ -246,7 +204,7 @@ class Registrar:
         sock.sendto(m, self.server)
 
     def authorization(self, i, h):
-        line = hval(h[b"www-authenticate"][0]).decode()
+        line = fe.header_value(h[b"www-authenticate"][0]).decode()
         params = dict(re.findall(r'(\w+)="?([^",]*)"?', line))
         u = f"u{i:06d}"
         realm, nonce = params.get("realm", DOMAIN), params["nonce"]
@@ -275,7 +233,7 @@ class Registrar:
                 self.on_msg(sock, data, addr)
 
     def on_msg(self, sock, data, addr):
-        first, h, body = parse(data)
+        first, h, body = fe.parse_sip(data)
         if first.startswith(b"MESSAGE "):
             out = [b"SIP/2.0 200 OK"] + h.get(b"via", []) + h.get(b"from", [])
             to = h.get(b"to", [b"To: <sip:x@x>"])[0]
@@ -283,7 +241,7 @@ class Registrar:
             out += h.get(b"call-id", []) + h.get(b"cseq", [])
             out.append(b"Content-Length: 0")
             sock.sendto(b"\r\n".join(out) + b"\r\n\r\n", addr)
-            key = (hval(h[b"call-id"][0]), hval(h[b"cseq"][0]))
+            key = (fe.header_value(h[b"call-id"][0]), fe.header_value(h[b"cseq"][0]))
             if key in self.got:
                 self.retrans += 1
             else:
@@ -292,7 +250,7 @@ class Registrar:
             return
         if first.startswith(b"SIP/2.0 "):
             code = int(first[8:11])
-            cid = hval(h[b"call-id"][0])
+            cid = fe.header_value(h[b"call-id"][0])
             p = self.pending.get(cid)
             if p is None or code < 200:
                 return
@@ -348,7 +306,7 @@ def deliver_run(args, server, run_dir):
             n = con.execute("SELECT count(*) FROM silo").fetchone()[0]
             con.close()
         ua = Registrar(args, server.port)
-        idle = idle_rate(server)
+        idle = fe.idle_cpu_rate(server, IDLE)
         c0, t0 = server.cpu(), time.time()
         done = ua.register_all(args.recipients, n, args.deliver_timeout)
         t_last = ua.t_last

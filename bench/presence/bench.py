@@ -24,7 +24,6 @@ import re
 import selectors
 import signal
 import socket
-import statistics
 import struct
 import subprocess
 import sys
@@ -68,7 +67,7 @@ class Kamailio(fe.Server):
     settle = SETTLE
 
     def cpu(self):
-        return precise_cpu(self)
+        return fe.tree_schedstat_seconds(self.proc.pid)
 
     def __init__(self, args, work):
         super().__init__(args, work)
@@ -110,7 +109,7 @@ class Confab(fe.Confab):
     settle = 33.0
 
     def cpu(self):
-        return precise_cpu(self)
+        return fe.tree_schedstat_seconds(self.proc.pid)
 
     def config_text(self):
         with open(self.args.confab_config) as f:
@@ -130,32 +129,6 @@ def make_users(work, n_pub, n_pres):
             f.write(f"pub{i:07d}@{DOMAIN},secret,,\n")
         for i in range(1, n_pres + 1):
             f.write(f"pres{i}@{DOMAIN},secret,,\n")
-
-
-def precise_cpu(server):
-    """On-CPU seconds of the server's process tree, every thread, from
-    /proc/PID/task/TID/schedstat (nanoseconds; /proc/PID/stat counts 10 ms ticks, too coarse
-    for a 1,000-NOTIFY window). Threads that ended are not counted: Confab's runtime and
-    SQLite threads live as long as the process, Kamailio's processes are single-threaded."""
-    total = 0
-    for pid in fe.tree_pids(server.proc.pid):
-        try:
-            tids = os.listdir(f"/proc/{pid}/task")
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
-                    total += int(f.read().split()[0])
-            except (OSError, ValueError, IndexError):
-                pass
-    return total / 1e9
-
-
-def idle_rate(server):
-    c0, t0 = server.cpu(), time.time()
-    time.sleep(IDLE)
-    return (server.cpu() - c0) / (time.time() - t0)
 
 
 # ---------------------------------------------------------------------------------------
@@ -196,7 +169,7 @@ def publish_run(args, server, rate, run_dir):
             # first-touch page faults that a long-running one does not.
             sipp_publish(args, server, run_dir, "warm", count, warm, rate)
             time.sleep(SETTLE)
-        idle = idle_rate(server)
+        idle = fe.idle_cpu_rate(server, IDLE)
         c0, t0 = server.cpu(), time.time()
         succ, failed, retrans, elapsed = sipp_publish(args, server, run_dir, "load", 0, count, rate)
         t1 = time.time()
@@ -300,26 +273,6 @@ def mk_sock():
     return s
 
 
-COMPACT = {b"v": b"via", b"f": b"from", b"t": b"to", b"i": b"call-id", b"l": b"content-length",
-           b"c": b"content-type", b"o": b"event", b"m": b"contact"}
-
-
-def parse(msg):
-    head, _, body = msg.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    h = {}
-    for ln in lines[1:]:
-        i = ln.find(b":")
-        if i > 0:
-            k = ln[:i].strip().lower()
-            h.setdefault(COMPACT.get(k, k), []).append(ln)
-    return lines[0], h, body
-
-
-def hval(line):
-    return line.split(b":", 1)[1].strip()
-
-
 class Watchers:
     """W watchers on S sockets; every NOTIFY answered 200; SUBSCRIBE window; UDP T1 resend."""
 
@@ -370,15 +323,15 @@ class Watchers:
                 self.on_msg(sock, data, addr, ts)
 
     def on_msg(self, sock, data, addr, ts):
-        first, h, body = parse(data)
+        first, h, body = fe.parse_sip(data)
         if first.startswith(b"NOTIFY "):
             out = [b"SIP/2.0 200 OK"] + h.get(b"via", [])
             for k in (b"from", b"to", b"call-id", b"cseq"):
                 out += h.get(k, [])
             out.append(b"Content-Length: 0")
             sock.sendto(b"\r\n".join(out) + b"\r\n\r\n", addr)
-            cid = hval(h[b"call-id"][0])
-            key = (cid, hval(h[b"cseq"][0]))
+            cid = fe.header_value(h[b"call-id"][0])
+            key = (cid, fe.header_value(h[b"cseq"][0]))
             if key in self.seen:
                 self.notify_retrans += 1
                 return
@@ -392,14 +345,14 @@ class Watchers:
             return
         if first.startswith(b"SIP/2.0 "):
             code = int(first[8:11])
-            cseq = hval(h[b"cseq"][0])
-            cid = hval(h[b"call-id"][0])
+            cseq = fe.header_value(h[b"cseq"][0])
+            cid = fe.header_value(h[b"call-id"][0])
             if cseq.endswith(b"PUBLISH"):
                 if code >= 200:
                     self.pub_code = code
                     et = h.get(b"sip-etag")
                     if et:
-                        self.etag = hval(et[0]).decode()
+                        self.etag = fe.header_value(et[0]).decode()
                 return
             if cseq.endswith(b"SUBSCRIBE") and code >= 200 and cid in self.pending:
                 del self.pending[cid]
@@ -498,7 +451,7 @@ def fanout_run(args, server, W, run_dir):
         if not w.wait_until(lambda: w.pub_code is not None, 5) or w.pub_code != 200 or not w.etag:
             raise fe.ServerError(f"initial PUBLISH failed: {w.pub_code}, SIP-ETag {w.etag}")
         w.drain(1.0)
-        idle = idle_rate(server)
+        idle = fe.idle_cpu_rate(server, IDLE)
         c0, t0 = server.cpu(), time.time()
         u0 = fe.udp_rcvbuf_errors()
         done = w.subscribe_all(args.sub_timeout)
@@ -521,7 +474,7 @@ def fanout_run(args, server, W, run_dir):
             w.t_last = 0.0
             r0 = w.notify_retrans
             u0 = fe.udp_rcvbuf_errors()
-            idle = idle_rate(server)
+            idle = fe.idle_cpu_rate(server, IDLE)
             c0 = server.cpu()
             t_pub = w.publish("pres1", basic, note, w.etag)
             ok = w.wait_until(lambda: len(w.marked) >= W and w.pub_code is not None, args.fan_timeout)
