@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # IM benchmark: Confab vs Kamailio 5.6 (-x tlsf): MESSAGE relay, offline store-and-forward.
 #
-#   CARGO_TARGET_DIR=/work/tgt/bench bench/im/run.sh              # everything, 3 rounds
+#   bench/im/run.sh              # everything, 3 rounds
 #   bench/im/run.sh --part relay|offline [--rounds N] [--only confab|kamailio]
 #   bench/im/run.sh --relay-args "--rates message=2000,4000" --offline-args "--store-rates 500,1000"
 #   bench/im/run.sh --help

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Presence benchmark: Confab vs Kamailio 5.6's presence modules (in memory, -x tlsf).
 #
-#   CARGO_TARGET_DIR=/work/tgt/bench bench/presence/run.sh        # all parts, 3 rounds
+#   bench/presence/run.sh        # all parts, 3 rounds
 #   bench/presence/run.sh --part publish|fanout|memory [--rounds N] [--only confab|kamailio]
 #   bench/presence/run.sh --help                                  # every option
 #
