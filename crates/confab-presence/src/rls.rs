@@ -40,7 +40,7 @@ use std::sync::Arc;
 use confab_core::chain::{Reply, RequestContext};
 use confab_core::contacts::Contact;
 use confab_core::{Address, Timestamp};
-use confab_sip::{HeaderName, Message, Method, RequestBuilder};
+use confab_sip::{HeaderName, Message};
 use confab_xml::rlmi::InstanceState;
 use serde::{Deserialize, Serialize};
 
@@ -533,28 +533,7 @@ fn build_list_notify(
     job: &Job,
     body: Option<(String, Vec<u8>)>,
 ) -> Result<Message, confab_sip::BuildError> {
-    let d = &job.dialog;
-    let mut event = job.package.as_str().to_owned();
-    if let Some(id) = &d.event_id {
-        event.push_str(";id=");
-        event.push_str(id);
-    }
-    let mut b = RequestBuilder::new(Method::Notify, &d.target)
-        .via("SIP/2.0/UDP 0.0.0.0;branch=z9hG4bKconfabnotify")
-        .from(&format!("<{}>;tag={}", d.local_uri, d.local_tag))
-        .to(&format!("<{}>;tag={}", d.remote_uri, d.remote_tag))
-        .call_id(&d.call_id)
-        .header(HeaderName::CSeq, &format!("{} NOTIFY", d.cseq))
-        .contact(&d.contact)
-        .header(HeaderName::Event, &event)
-        .header(
-            HeaderName::SubscriptionState,
-            &job.notify.subscription_state,
-        )
-        .header(HeaderName::Require, EVENTLIST);
-    for r in &d.route {
-        b = b.route(r);
-    }
+    let mut b = crate::server::notify_builder(job).header(HeaderName::Require, EVENTLIST);
     if let Some((ct, bytes)) = body {
         b = b.body(&ct, bytes::Bytes::from(bytes));
     }

@@ -1073,10 +1073,9 @@ async fn notify_group(inner: Arc<Inner>, package: EventPackage, resource: String
     }
 }
 
-fn build_notify(
-    job: &Job,
-    body: Option<(&'static str, Arc<Vec<u8>>)>,
-) -> Result<Message, confab_sip::BuildError> {
+/// The NOTIFY of `job`'s dialog without a body (shared by the resource-list notifier,
+/// which adds `Require: eventlist` and its multipart body).
+pub(crate) fn notify_builder(job: &Job) -> RequestBuilder {
     let d = &job.dialog;
     let mut event = job.package.as_str().to_owned();
     if let Some(id) = &d.event_id {
@@ -1099,6 +1098,14 @@ fn build_notify(
     for r in &d.route {
         b = b.route(r);
     }
+    b
+}
+
+fn build_notify(
+    job: &Job,
+    body: Option<(&'static str, Arc<Vec<u8>>)>,
+) -> Result<Message, confab_sip::BuildError> {
+    let mut b = notify_builder(job);
     if let Some((ct, bytes)) = body {
         b = b.body(ct, bytes::Bytes::from(bytes.as_ref().clone()));
     }
