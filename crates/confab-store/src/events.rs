@@ -15,6 +15,25 @@ use crate::error::unavailable;
 type SubRow = (String, String, String, String, i64, Vec<u8>);
 type PubRow = (String, String, i64, Vec<u8>);
 
+/// One row of an events table removed by its key, through the group-commit writer.
+async fn delete_row(store: &SqliteStore, sql: &'static str, key: &str) -> Result<(), StoreError> {
+    let key = key.to_owned();
+    store
+        .inner
+        .writer
+        .write(move |conn| {
+            Box::pin(async move {
+                sqlx::query(sql)
+                    .bind(&key)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(unavailable)?;
+                Ok(())
+            })
+        })
+        .await
+}
+
 #[async_trait]
 impl SubscriptionStore for SqliteStore {
     async fn put_subscription(&self, sub: StoredSubscription) -> Result<(), StoreError> {
@@ -43,20 +62,7 @@ impl SubscriptionStore for SqliteStore {
     }
 
     async fn remove_subscription(&self, id: &str) -> Result<(), StoreError> {
-        let id = id.to_owned();
-        self.inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM subscriptions WHERE id = ?")
-                        .bind(&id)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(unavailable)?;
-                    Ok(())
-                })
-            })
-            .await
+        delete_row(self, "DELETE FROM subscriptions WHERE id = ?", id).await
     }
 
     async fn load_subscriptions(
@@ -146,20 +152,7 @@ impl PublicationStore for SqliteStore {
     }
 
     async fn remove_publication(&self, etag: &str) -> Result<(), StoreError> {
-        let etag = etag.to_owned();
-        self.inner
-            .writer
-            .write(move |conn| {
-                Box::pin(async move {
-                    sqlx::query("DELETE FROM publications WHERE etag = ?")
-                        .bind(&etag)
-                        .execute(&mut *conn)
-                        .await
-                        .map_err(unavailable)?;
-                    Ok(())
-                })
-            })
-            .await
+        delete_row(self, "DELETE FROM publications WHERE etag = ?", etag).await
     }
 
     async fn load_publications(
