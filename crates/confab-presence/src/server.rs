@@ -958,8 +958,8 @@ fn body_for(
     state: &GroupState,
     job: &Job,
     resource: &str,
-    cache: &mut HashMap<AccessLevel, Arc<Vec<u8>>>,
-) -> (&'static str, Arc<Vec<u8>>) {
+    cache: &mut HashMap<AccessLevel, bytes::Bytes>,
+) -> (&'static str, bytes::Bytes) {
     match state {
         GroupState::Presence(doc) if job.partial.is_some() => {
             // RFC 5263: full state first (and after a failed NOTIFY), then patches against
@@ -967,12 +967,14 @@ fn body_for(
             let previous = job.partial.as_ref().and_then(Option::as_deref);
             let (ct, body) =
                 access::notify_body(doc, previous, job.level, true, job.notify.version);
-            (ct, Arc::new(body))
+            (ct, bytes::Bytes::from(body))
         }
         GroupState::Presence(doc) => {
             let body = cache
                 .entry(job.level)
-                .or_insert_with(|| Arc::new(access::notify_body(doc, None, job.level, false, 0).1))
+                .or_insert_with(|| {
+                    bytes::Bytes::from(access::notify_body(doc, None, job.level, false, 0).1)
+                })
                 .clone();
             (confab_xml::pidf::CONTENT_TYPE, body)
         }
@@ -1007,11 +1009,11 @@ fn body_for(
                     contacts,
                 }],
             };
-            (reginfo::CONTENT_TYPE, Arc::new(doc.to_bytes()))
+            (reginfo::CONTENT_TYPE, bytes::Bytes::from(doc.to_bytes()))
         }
         GroupState::Dialog(doc) => {
             let (ct, body) = dialog_package::body(doc, job.notify.version, job.level);
-            (ct, Arc::new(body))
+            (ct, bytes::Bytes::from(body))
         }
         GroupState::Winfo(watchers) => {
             let doc = watcherinfo::WatcherInfo {
@@ -1023,7 +1025,10 @@ fn body_for(
                     watchers: watchers.clone(),
                 }],
             };
-            (watcherinfo::CONTENT_TYPE, Arc::new(doc.to_bytes()))
+            (
+                watcherinfo::CONTENT_TYPE,
+                bytes::Bytes::from(doc.to_bytes()),
+            )
         }
     }
 }
@@ -1103,11 +1108,12 @@ pub(crate) fn notify_builder(job: &Job) -> RequestBuilder {
 
 fn build_notify(
     job: &Job,
-    body: Option<(&'static str, Arc<Vec<u8>>)>,
+    body: Option<(&'static str, bytes::Bytes)>,
 ) -> Result<Message, confab_sip::BuildError> {
     let mut b = notify_builder(job);
     if let Some((ct, bytes)) = body {
-        b = b.body(ct, bytes::Bytes::from(bytes.as_ref().clone()));
+        // A body shared by the watchers of one level: cloning `Bytes` copies no data.
+        b = b.body(ct, bytes);
     }
     b.build()
 }
