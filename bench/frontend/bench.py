@@ -21,10 +21,13 @@ import re
 import resource
 import shutil
 import signal
+import socket
+import ssl
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,6 +50,9 @@ OP_NAME = {
     "message": "relayed MESSAGE",
     "call": "INVITE-to-BYE call",
 }
+# SIPp caller scenario per scenario name, where it is not `{scenario}_uac.xml`. "pending" is
+# the memory mode's calls held open by pending_uas.xml.
+UAC_FILE = {"register": "register.xml", "pending": "call_uac.xml"}
 # Offered rates (operations/s over all UAC instances) stepped up in perf mode until a run is
 # not clean or the generators cannot keep up. Calls cost the generators ~6 messages each.
 DEFAULT_RATES = {
@@ -485,6 +491,7 @@ class Kamailio(Server):
         super().__init__(args, work)
         self.port = args.kam_port
         self.with_ctl = with_ctl
+        self.streams = None
         self.ctl = os.path.join(work, "kamctl.sock")
 
     def command(self):
@@ -498,7 +505,30 @@ class Kamailio(Server):
                "-A", f"BENCH_MAX_ROWS={self.args.users + 1000}"]
         if self.with_ctl:
             cmd += ["-A", "WITH_CTL", "-A", f'BENCH_CTL="unix:{self.ctl}"']
+        if self.streams:
+            cmd += ["-A", "WITH_STREAMS",
+                    "-A", f"BENCH_TCP_LISTEN=tcp:{HOST}:{self.port}",
+                    "-A", f"BENCH_TLS_LISTEN=tls:{HOST}:{self.port + 1}",
+                    "-A", f"BENCH_MAX_CONNS={self.args.mem_conns + 1000}",
+                    "-A", f'BENCH_TLS_CERT="{self.streams}/cert.pem"',
+                    "-A", f'BENCH_TLS_KEY="{self.streams}/key.pem"']
         return cmd
+
+    def enable_streams(self):
+        """Memory mode: TCP on the UDP port and TLS on the next one, with a throw-away
+        self-signed P-256 certificate (Confab's `confab init` makes the same kind)."""
+        d = os.path.join(self.work, "kam-tls")
+        os.makedirs(d, exist_ok=True)
+        r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                            "ec_paramgen_curve:P-256", "-nodes", "-keyout", f"{d}/key.pem",
+                            "-out", f"{d}/cert.pem", "-days", "2", "-subj", f"/CN={HOST}"],
+                           capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ServerError(f"openssl could not make Kamailio's test certificate: {r.stderr.strip()}")
+        self.streams = d
+
+    def stream_port(self, transport):
+        return self.port + (1 if transport == "tls" else 0)
 
     def shmmem(self):
         out = subprocess.run(["kamcmd", "-s", f"unix:{self.ctl}", "core.shmmem"],
@@ -514,6 +544,7 @@ class Confab(Server):
         self.port = args.confab_port
         self.binary = binary
         self.template = os.path.join(work, "confab-template")
+        self.streams = False
 
     def config_text(self):
         with open(self.args.confab_config) as f:
@@ -551,6 +582,23 @@ class Confab(Server):
         # A fresh copy of the provisioned database: every run starts with no bindings.
         # (Also the certificates `confab init` made: the [tls] defaults name them.)
         shutil.copytree(self.template, run_dir, dirs_exist_ok=True)
+        if self.streams:
+            # Memory mode: TCP on the UDP port and TLS on the next one (the certificates of
+            # `confab init`), as Kamailio.enable_streams.
+            cfg = os.path.join(run_dir, "confab.toml")
+            with open(cfg) as f:
+                text = f.read()
+            udp = f'"udp:{HOST}:{self.port}"'
+            assert udp in text, f"no {udp} listener in {cfg}"
+            text = text.replace(udp, f'{udp}, "tcp:{HOST}:{self.port}", "tls:{HOST}:{self.port + 1}"', 1)
+            with open(cfg, "w") as f:
+                f.write(text)
+
+    def enable_streams(self):
+        self.streams = True
+
+    def stream_port(self, transport):
+        return self.port + (1 if transport == "tls" else 0)
 
     def command(self):
         return [self.binary, "--config", os.path.join(self.run_dir, "confab.toml"), "serve"]
@@ -746,10 +794,10 @@ class Bench:
             raise ServerError(f"REGISTER of the UAS ({server.uas_user}@{DOMAIN} -> {HOST}:{self.args.uas_port}) "
                               f"failed: SIPp {summarize_messages(msgs)}")
 
-    def start_uas(self, scenario, run_dir):
+    def start_uas(self, scenario, run_dir, extra=()):
         f = os.path.join(SCEN, f"{scenario}_uas.xml")
         cmd = sipp_cmd(self.args, None, f, self.args.uas_port,
-                       ["-trace_err", "-error_file", os.path.join(run_dir, "uas-errors.log")])
+                       ["-trace_err", "-error_file", os.path.join(run_dir, "uas-errors.log")] + list(extra))
         p = spawn(cmd, os.path.join(run_dir, "uas.out"), run_dir)
         time.sleep(0.3)
         if p.poll() is not None:
@@ -799,7 +847,7 @@ class Bench:
                 extra += ["-s", server.uas_user]
             if trace:
                 extra += ["-trace_msg", "-message_file", os.path.join(run_dir, f"msg{i}.log")]
-            f = os.path.join(SCEN, "register.xml" if scenario == "register" else f"{scenario}_uac.xml")
+            f = os.path.join(SCEN, UAC_FILE.get(scenario, f"{scenario}_uac.xml"))
             cmd = sipp_cmd(self.args, server.port, f, port, extra)
             procs.append((i, cmd))
         drops0 = udp_rcvbuf_errors()
@@ -1066,7 +1114,30 @@ def mode_overload(args, bench, servers, scenarios):
                 f"   [per round: {', '.join(f'{100 * g / x:.0f}%' for x, g in v)}]")
 
 
-def mode_memory(args, bench, servers):
+def mem_sample(srv):
+    """The memory figures of a running server: Confab's RSS and PSS; Kamailio's shared-memory
+    accounting (`core.shmmem` used and real_used) and the PSS of its process tree."""
+    if isinstance(srv, Kamailio):
+        m = srv.shmmem()
+        # PSS summed over the process tree counts each shared page once, so it compares with
+        # Confab's PSS.
+        pss = sum(pss_kb(p) for p in tree_pids(srv.proc.pid)) * 1024
+        return {"used": m.get("used", 0), "real_used": m.get("real_used", 0), "pss(tree)": pss}
+    return {"rss": srv.rss_kb() * 1024, "pss": pss_kb(srv.proc.pid) * 1024}
+
+
+def mem_server(args, bench, srv, streams=False):
+    """A fresh server object for a memory part (Kamailio with its control socket)."""
+    if isinstance(srv, Kamailio):
+        srv = Kamailio(args, bench.work, with_ctl=True)
+    elif streams:
+        srv = Confab(args, bench.work, srv.binary)
+    if streams:
+        srv.enable_streams()
+    return srv
+
+
+def mem_bindings(args, bench, servers):
     n = args.mem_bindings
     if len(bench.names) < n:
         log(f"\n== Memory: needs --users >= {n} (have {len(bench.names)}); skipped ==")
@@ -1076,8 +1147,7 @@ def mode_memory(args, bench, servers):
     for srv in servers:
         run_dir = os.path.join(bench.work, f"mem-{srv.name}")
         os.makedirs(run_dir, exist_ok=True)
-        if isinstance(srv, Kamailio):
-            srv = Kamailio(args, bench.work, with_ctl=True)
+        srv = mem_server(args, bench, srv)
         try:
             srv.start(run_dir)
         except ServerError as e:
@@ -1086,24 +1156,13 @@ def mode_memory(args, bench, servers):
         try:
             time.sleep(1.0)
             bench.user_cursor = 0
-
-            def sample():
-                if isinstance(srv, Kamailio):
-                    m = srv.shmmem()
-                    # PSS summed over the process tree counts each shared page once, so it
-                    # compares with Confab's PSS.
-                    pss = sum(pss_kb(p) for p in tree_pids(srv.proc.pid)) * 1024
-                    return {"used": m.get("used", 0), "real_used": m.get("real_used", 0),
-                            "pss(tree)": pss}
-                return {"rss": srv.rss_kb() * 1024, "pss": pss_kb(srv.proc.pid) * 1024}
-
-            s0 = sample()
+            s0 = mem_sample(srv)
             r1 = bench.load(srv, "register", args.mem_rate, first / args.mem_rate, run_dir)
             time.sleep(2.0)
-            s1 = sample()
+            s1 = mem_sample(srv)
             r2 = bench.load(srv, "register", args.mem_rate, (n - first) / args.mem_rate, run_dir)
             time.sleep(2.0)
-            s2 = sample()
+            s2 = mem_sample(srv)
             ok = r1.succ + r2.succ
             log(f"  {srv.name}: {ok} registrations ok, {r1.failed + r2.failed} failed")
             if ok < n:
@@ -1116,7 +1175,7 @@ def mode_memory(args, bench, servers):
             if not isinstance(srv, Kamailio) and args.mem_settle > 0:
                 log(f"  confab: waiting {args.mem_settle:.0f} s for the REGISTER transactions to expire (Timer J) ...")
                 time.sleep(args.mem_settle)
-                s3 = sample()
+                s3 = mem_sample(srv)
                 for k in s0:
                     log(f"  {srv.name:8s} {k:9s}: {s3[k] / 1048576:8.1f} MiB after {args.mem_settle:.0f} s idle: "
                         f"{(s3[k] - s0[k]) / max(ok, 1):7.0f} bytes per binding")
@@ -1128,6 +1187,169 @@ def mode_memory(args, bench, servers):
         finally:
             srv.stop()
     log("  goal: Confab <= 600 bytes per binding (RSS), Kamailio ~1.1 KB (issue 7)")
+
+
+def mem_transactions(args, bench, servers):
+    """Memory per transaction: --mem-transactions INVITEs (call_uac.xml) to a UAS that
+    answers 180 at once and 200 only after --mem-hold-s seconds (pending_uas.xml), so all of
+    them are pending in the proxy at the reading: each holds one server and one client
+    INVITE transaction (Kamailio: one tm cell with one branch)."""
+    n = args.mem_transactions
+    rate = args.mem_txn_rate
+    load_s = n / rate
+    hold_ms = int(args.mem_hold_s * 1000)
+    if load_s + 3 > args.mem_hold_s:
+        log(f"\n== Memory per transaction: --mem-hold-s {args.mem_hold_s:g} must exceed the load time "
+            f"({load_s:.1f} s) + 3 s; skipped ==")
+        return
+    log(f"\n== Memory per transaction: {n} INVITEs pending at once ({rate:g}/s, the UAS holds each "
+        f"{args.mem_hold_s:g} s after its 180) ==")
+    saved = args.recv_timeout_ms
+    # The caller waits for the 200 for the hold time.
+    args.recv_timeout_ms = max(saved, hold_ms + 10000)
+    try:
+        for srv in servers:
+            run_dir = os.path.join(bench.work, f"memtxn-{srv.name}")
+            os.makedirs(run_dir, exist_ok=True)
+            srv = mem_server(args, bench, srv)
+            uas = None
+            try:
+                srv.start(run_dir)
+                uas = bench.start_uas("pending", run_dir, ["-d", str(hold_ms)])
+                bench.register_uas(srv, run_dir)
+                time.sleep(1.0)
+                s0 = mem_sample(srv)
+                box = {}
+
+                def run_load():
+                    try:
+                        box["r"] = bench.load(srv, "pending", rate, load_s, run_dir)
+                    except Exception as e:  # reported below
+                        box["e"] = e
+
+                t = threading.Thread(target=run_load, daemon=True)
+                t.start()
+                time.sleep(load_s + 2.0)
+                s1 = mem_sample(srv)
+                t.join(timeout=args.mem_hold_s + 120)
+                if "e" in box:
+                    raise box["e"]
+                r = box.get("r")
+                if r is None:
+                    log(f"  {srv.name}: the callers did not finish")
+                    continue
+                log(f"  {srv.name}: {r.succ} calls ok, {r.failed} failed, {r.retrans} retransmissions")
+                if r.succ < n:
+                    log(f"  {srv.name}: WARNING: only {r.succ} of {n} calls completed; the reading was "
+                        f"taken with up to {n} pending")
+                for k in s0:
+                    log(f"  {srv.name:8s} {k:9s}: {s0[k] / 1048576:8.1f} MiB before, {s1[k] / 1048576:8.1f} MiB "
+                        f"with {n} INVITEs pending: {(s1[k] - s0[k]) / n:7.0f} bytes per pending INVITE "
+                        f"(server + client transaction)")
+                if isinstance(srv, Kamailio):
+                    log("  kamailio: `used` counts tm's cells (with the shared-memory copy of the request "
+                        "and the relayed one) and their timers")
+            except (ServerError, OSError, subprocess.SubprocessError) as e:
+                log(f"  {srv.name}: memory mode (transactions) failed: {e}")
+            finally:
+                if uas:
+                    stop_tree(uas, signal.SIGKILL)
+                srv.stop()
+    finally:
+        args.recv_timeout_ms = saved
+
+
+def open_stream(transport, port, i, ctx):
+    """One TCP or TLS connection from 127.0.x.y (so no source holds more than 200), which
+    sends a credential-less REGISTER and reads its 401: a connection in the state a real
+    client's is in after its first request."""
+    src = f"127.0.{1 + (i // 200) % 250}.{1 + i % 200}"
+    s = socket.create_connection((HOST, port), timeout=20, source_address=(src, 0))
+    if transport == "tls":
+        s = ctx.wrap_socket(s)
+    lport = s.getsockname()[1]
+    user = f"u{i:06d}"
+    t = transport.upper()
+    msg = (f"REGISTER sip:{DOMAIN} SIP/2.0\r\n"
+           f"Via: SIP/2.0/{t} {src}:{lport};branch=z9hG4bK-mem-{transport}-{i}\r\n"
+           f"Max-Forwards: 70\r\n"
+           f"From: <sip:{user}@{DOMAIN}>;tag=m{i}\r\n"
+           f"To: <sip:{user}@{DOMAIN}>\r\n"
+           f"Call-ID: mem-{transport}-{i}@bench\r\n"
+           f"CSeq: 1 REGISTER\r\n"
+           f"Contact: <sip:{user}@{src}:{lport};transport={transport}>\r\n"
+           f"Expires: 3600\r\n"
+           f"Content-Length: 0\r\n\r\n")
+    s.sendall(msg.encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise OSError(f"{transport} connection {i} closed before the response")
+        buf += chunk
+    status = buf.split(b"\r\n", 1)[0].decode(errors="replace")
+    if not status.startswith("SIP/2.0 401"):
+        raise OSError(f"{transport} connection {i}: expected a 401 to the REGISTER, got `{status}`")
+    return s
+
+
+def mem_connections(args, bench, servers):
+    """Memory per TCP and per TLS connection: --mem-conns connections, each having sent a
+    REGISTER and received its 401, held open at the reading."""
+    n = args.mem_conns
+    log(f"\n== Memory per connection: {n} TCP, then {n} TLS connections held open (each sent one "
+        f"REGISTER and got its 401) ==")
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE  # the servers' throw-away certificates
+    for srv in servers:
+        run_dir = os.path.join(bench.work, f"memconn-{srv.name}")
+        os.makedirs(run_dir, exist_ok=True)
+        try:
+            srv = mem_server(args, bench, srv, streams=True)
+            srv.start(run_dir)
+        except ServerError as e:
+            log(f"  {srv.name}: failed to start with TCP and TLS listeners: {e}")
+            continue
+        try:
+            time.sleep(1.0)
+            for transport in ("tcp", "tls"):
+                socks = []
+                s0 = mem_sample(srv)
+                t0 = time.time()
+                try:
+                    for i in range(n):
+                        socks.append(open_stream(transport, srv.stream_port(transport), i, ctx))
+                    took = time.time() - t0
+                    time.sleep(2.0)
+                    s1 = mem_sample(srv)
+                    for k in s0:
+                        log(f"  {srv.name:8s} {transport} {k:9s}: {s0[k] / 1048576:8.1f} MiB before, "
+                            f"{s1[k] / 1048576:8.1f} MiB with {n} open: {(s1[k] - s0[k]) / n:7.0f} bytes "
+                            f"per connection (opened in {took:.1f} s)")
+                except OSError as e:
+                    log(f"  {srv.name}: {transport}: connection {len(socks)} failed: {e}")
+                finally:
+                    for s in socks:
+                        try:
+                            s.close()
+                        except OSError:
+                            pass
+                time.sleep(3.0)
+        except (ServerError, OSError, subprocess.SubprocessError) as e:
+            log(f"  {srv.name}: memory mode (connections) failed: {e}")
+        finally:
+            srv.stop()
+
+
+def mode_memory(args, bench, servers):
+    parts = args.mem_parts.split(",")
+    if "bindings" in parts:
+        mem_bindings(args, bench, servers)
+    if "transactions" in parts:
+        mem_transactions(args, bench, servers)
+    if "connections" in parts:
+        mem_connections(args, bench, servers)
 
 
 # ---------------------------------------------------------------------------------------
@@ -1171,6 +1393,16 @@ def main():
                     help="memory mode: REGISTERs per second (default 1500: below both servers' clean rate on a busy 2-vCPU box)")
     ap.add_argument("--mem-settle", type=float, default=40.0,
                     help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
+    ap.add_argument("--mem-parts", default="bindings,transactions,connections",
+                    help="memory mode: which parts, comma-separated (default all three)")
+    ap.add_argument("--mem-transactions", type=int, default=10000,
+                    help="memory mode: INVITEs held pending at once (default 10000)")
+    ap.add_argument("--mem-txn-rate", type=float, default=1000.0,
+                    help="memory mode: INVITEs per second while filling (default 1000)")
+    ap.add_argument("--mem-hold-s", type=float, default=20.0,
+                    help="memory mode: seconds the UAS holds each INVITE before its 200 (default 20)")
+    ap.add_argument("--mem-conns", type=int, default=2000,
+                    help="memory mode: TCP and TLS connections held open (default 2000 each)")
     ap.add_argument("--recv-timeout-ms", type=int, default=8000)
     ap.add_argument("--start-timeout", type=float, default=60.0,
                     help="seconds a server may take to bind its port (default 60)")
