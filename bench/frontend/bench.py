@@ -601,7 +601,8 @@ class Confab(Server):
         return self.port + (1 if transport == "tls" else 0)
 
     def command(self):
-        return [self.binary, "--config", os.path.join(self.run_dir, "confab.toml"), "serve"]
+        wrap = self.args.confab_wrap.split() if self.args.confab_wrap else []
+        return wrap + [self.binary, "--config", os.path.join(self.run_dir, "confab.toml"), "serve"]
 
     def rss_kb(self):
         return status_kb(self.proc.pid, "VmRSS")
@@ -1381,6 +1382,9 @@ def main():
                     help="interim: run confab-frontend's serve_users example as the Confab side "
                          "instead of `confab serve` (see bench/README.md)")
     ap.add_argument("--confab-example-bin", help="its binary (run.sh builds and passes it)")
+    ap.add_argument("--confab-wrap", metavar="CMD",
+                    help="run `confab serve` under this command, e.g. 'heaptrack -o /tmp/confab' "
+                         "(a profile; the memory figures are then the wrapper's, not to be quoted)")
     ap.add_argument("--confab-config", default=os.path.join(HERE, "confab.toml"),
                     help="Confab configuration template (default bench/frontend/confab.toml)")
     ap.add_argument("--cap", type=float, default=25.0,
@@ -1395,10 +1399,11 @@ def main():
                     help="memory mode: seconds to wait before Confab's second RSS reading (default 40)")
     ap.add_argument("--mem-parts", default="bindings,transactions,connections",
                     help="memory mode: which parts, comma-separated (default all three)")
-    ap.add_argument("--mem-transactions", type=int, default=10000,
-                    help="memory mode: INVITEs held pending at once (default 10000)")
-    ap.add_argument("--mem-txn-rate", type=float, default=1000.0,
-                    help="memory mode: INVITEs per second while filling (default 1000)")
+    ap.add_argument("--mem-transactions", type=int, default=1500,
+                    help="memory mode: INVITEs held pending at once (default 1500: below Confab's "
+                         "frontend.max_pending_per_worker, 2000, beyond which it answers 503)")
+    ap.add_argument("--mem-txn-rate", type=float, default=500.0,
+                    help="memory mode: INVITEs per second while filling (default 500)")
     ap.add_argument("--mem-hold-s", type=float, default=20.0,
                     help="memory mode: seconds the UAS holds each INVITE before its 200 (default 20)")
     ap.add_argument("--mem-conns", type=int, default=2000,

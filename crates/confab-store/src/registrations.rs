@@ -10,9 +10,9 @@
 //! statement is prepared once (rusqlite's statement cache).
 //!
 //! **Lookups** ([`RegistrationStore::lookup`], the proxy's hot path) read a mirror of the
-//! `bindings` table kept in memory: one map entry per AOR holding its bindings encoded in
-//! one compact byte string (about 300 bytes for a typical binding, plus about 90 for the map
-//! slot and key), decoded on lookup. A lookup through sqlx costs about 80 µs of CPU; the
+//! `bindings` table kept in memory: one set entry per AOR, a single allocation holding the
+//! AOR and its bindings encoded as one compact byte string (about 300 bytes for a typical
+//! binding, 130 for the benchmark's; plus about 25 for the hash-set slot), decoded on lookup. A lookup through sqlx costs about 80 µs of CPU; the
 //! mirror a few µs. Everything else (temp-GRUU lookups, listings, counts) reads SQLite
 //! through sqlx's read pool.
 //!
@@ -28,7 +28,9 @@
 //! mirror and the user cache when another process committed. A PostgreSQL pool store will
 //! need change notifications instead.
 
-use std::collections::HashMap;
+use std::borrow::Borrow;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -555,7 +557,7 @@ impl SqliteStore {
                 if let Some(m) = g.as_ref().filter(|m| m.generation == generation) {
                     return match m.map.get(aor.as_str()) {
                         None => Ok(Vec::new()),
-                        Some(data) => decode(aor, data, Some(now))
+                        Some(e) => decode(aor, e.bindings(), Some(now))
                             .map(|v| v.into_iter().map(|(_, b)| b).collect()),
                     };
                 }
@@ -717,9 +719,66 @@ pub(crate) struct BindingCache {
 struct Mirror {
     /// The restore generation the mirror was loaded at.
     generation: u64,
-    /// AOR (`user@domain`) to its bindings, [`encode`]d, in registration order.
-    map: HashMap<Box<str>, Box<[u8]>>,
+    /// One [`Entry`] per AOR with bindings; looked up by the AOR (`user@domain`).
+    map: HashSet<Entry>,
 }
+
+/// One AOR's mirror entry in one allocation: the AOR's length (u32, little-endian), the AOR
+/// (`user@domain`), then its bindings [`encode`]d in registration order. A separate boxed
+/// key would cost a second allocation and 16 more bytes of hash-table slot per AOR (about
+/// 50 bytes per binding at 100,000 AORs, `bench/README.md`). Hashes and compares as its AOR
+/// string, so the set is looked up with a `&str` ([`Borrow`]).
+#[derive(Debug)]
+struct Entry(Box<[u8]>);
+
+impl Entry {
+    fn new(aor: &str, encoded: &[u8]) -> Entry {
+        let mut v = Vec::with_capacity(4 + aor.len() + encoded.len());
+        // An AOR is a parsed address, far below 4 GiB; saturating keeps this total anyway.
+        v.extend_from_slice(&u32::try_from(aor.len()).unwrap_or(u32::MAX).to_le_bytes());
+        v.extend_from_slice(aor.as_bytes());
+        v.extend_from_slice(encoded);
+        Entry(v.into_boxed_slice())
+    }
+
+    fn split(&self) -> (&[u8], &[u8]) {
+        let (len, rest) = self.0.split_at(4);
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        rest.split_at(len.min(rest.len()))
+    }
+
+    /// The AOR. Built from a `&str`, so the UTF-8 check cannot fail (an empty string if it
+    /// somehow did: that entry would then just never be found).
+    fn aor(&self) -> &str {
+        std::str::from_utf8(self.split().0).unwrap_or_default()
+    }
+
+    /// The encoded bindings.
+    fn bindings(&self) -> &[u8] {
+        self.split().1
+    }
+}
+
+impl Borrow<str> for Entry {
+    fn borrow(&self) -> &str {
+        self.aor()
+    }
+}
+
+// Hash and Eq agree with `str`'s, as `Borrow` requires.
+impl Hash for Entry {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.aor().hash(state);
+    }
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Entry) -> bool {
+        self.aor() == other.aor()
+    }
+}
+
+impl Eq for Entry {}
 
 impl BindingCache {
     fn read(&self) -> RwLockReadGuard<'_, Option<Mirror>> {
@@ -736,7 +795,7 @@ impl BindingCache {
         let m = g.as_ref()?;
         Some(match m.map.get(aor.as_str()) {
             None => Ok(Vec::new()),
-            Some(data) => decode(aor, data, None),
+            Some(e) => decode(aor, e.bindings(), None),
         })
     }
 
@@ -754,7 +813,7 @@ impl BindingCache {
         } else {
             let mut data = Vec::new();
             encode(set.iter().copied(), &mut data);
-            m.map.insert(aor.as_str().into(), data.into_boxed_slice());
+            m.map.replace(Entry::new(aor.as_str(), &data));
         }
     }
 
@@ -766,10 +825,10 @@ impl BindingCache {
         aors.sort();
         aors.dedup();
         for aor in aors {
-            let Some(data) = m.map.get(aor.as_str()) else {
+            let Some(e) = m.map.get(aor.as_str()) else {
                 continue;
             };
-            let Ok(mut set) = decode(aor, data, None) else {
+            let Ok(mut set) = decode(aor, e.bindings(), None) else {
                 // Cannot happen (we encoded it); be safe and reload.
                 *g = None;
                 return;
@@ -780,7 +839,7 @@ impl BindingCache {
             } else {
                 let mut out = Vec::new();
                 encode(set.iter().map(|(id, b)| (*id, b)), &mut out);
-                m.map.insert(aor.as_str().into(), out.into_boxed_slice());
+                m.map.replace(Entry::new(aor.as_str(), &out));
             }
         }
     }
@@ -796,21 +855,21 @@ impl BindingCache {
     fn stats(&self) -> Option<(usize, usize)> {
         self.read()
             .as_ref()
-            .map(|m| (m.map.len(), m.map.values().map(|v| v.len()).sum()))
+            .map(|m| (m.map.len(), m.map.iter().map(|e| e.bindings().len()).sum()))
     }
 }
 
 /// Loads the whole table into a new mirror, on the direct writer's connection (an exclusive
 /// job, so no binding write runs meanwhile). One streaming scan in `bindings_by_aor` order.
 fn load_mirror(conn: &Connection, cache: &BindingCache, generation: u64) -> Result<(), StoreError> {
-    let mut map: HashMap<Box<str>, Box<[u8]>> = HashMap::new();
+    let mut map: HashSet<Entry> = HashSet::new();
     let mut current: Option<(Address, Vec<(i64, Binding)>)> = None;
     let mut data = Vec::new();
     let mut flush = |cur: Option<(Address, Vec<(i64, Binding)>)>, data: &mut Vec<u8>| {
         if let Some((aor, set)) = cur {
             data.clear();
             encode(set.iter().map(|(id, b)| (*id, b)), data);
-            map.insert(aor.as_str().into(), data.as_slice().into());
+            map.replace(Entry::new(aor.as_str(), data));
         }
     };
     let mut stmt = conn
@@ -1526,6 +1585,41 @@ mod tests {
     }
 
     /// The mirror answers exactly what the table holds, after every kind of write.
+    #[test]
+    fn mirror_entries_are_found_by_aor_and_keep_their_bindings() {
+        let mut set = HashSet::new();
+        let a = full("alice@example.com");
+        let b = binding("bob@example.com", "sip:bob@192.0.2.2", 10, 3_600_010);
+        for (id, x) in [(7, &a), (9, &b)] {
+            let mut data = Vec::new();
+            encode(std::iter::once((id, x)), &mut data);
+            assert!(set.insert(Entry::new(x.aor.as_str(), &data)));
+        }
+        // A new set for an AOR replaces its entry (HashSet::insert would keep the old one).
+        let mut data = Vec::new();
+        let a2 = binding("alice@example.com", "sip:alice@192.0.2.9", 20, 3_600_020);
+        encode([(11, &a2), (7, &a)].into_iter(), &mut data);
+        assert!(
+            set.replace(Entry::new("alice@example.com", &data))
+                .is_some()
+        );
+        assert_eq!(set.len(), 2);
+
+        let found = |aor: &str| {
+            let e = set.get(aor).expect("entry");
+            assert_eq!(e.aor(), aor);
+            decode(&Address::parse(aor).expect("valid"), e.bindings(), None).expect("decodes")
+        };
+        assert_eq!(
+            found("alice@example.com"),
+            vec![(11, a2.clone()), (7, a.clone())]
+        );
+        assert_eq!(found("bob@example.com"), vec![(9, b)]);
+        assert!(set.get("carol@example.com").is_none());
+        assert!(set.remove("bob@example.com"));
+        assert!(set.get("bob@example.com").is_none());
+    }
+
     #[tokio::test]
     async fn mirror_matches_the_table_after_every_write() {
         let dir = tempfile::tempdir().unwrap();
