@@ -172,6 +172,14 @@ impl SqliteStore {
     }
 }
 
+/// The messages a recipient can be sent now (not yet delivered and not expired, or
+/// delivered within the window), oldest first.
+const DELIVERABLE_SQL: &str = "SELECT id, recipient, sender, received_at, expires_at, \
+    content_type, request, notify_failure, imdn_message_id, first_delivered_at \
+    FROM message_queue WHERE recipient = ?1 \
+    AND ((first_delivered_at IS NULL AND expires_at > ?2) OR first_delivered_at > ?2 - ?3) \
+    ORDER BY id LIMIT ?4";
+
 /// [`MessageQueueStore::deliverable`] on the direct reader's rusqlite connection.
 fn deliverable_direct(
     conn: &rusqlite::Connection,
@@ -182,14 +190,7 @@ fn deliverable_direct(
 ) -> Result<Vec<QueuedMessage>, StoreError> {
     use crate::direct_writer::unavailable as db_unavailable;
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, recipient, sender, received_at, expires_at, content_type, request, \
-             notify_failure, imdn_message_id, first_delivered_at \
-             FROM message_queue WHERE recipient = ?1 \
-             AND ((first_delivered_at IS NULL AND expires_at > ?2) \
-                  OR first_delivered_at > ?2 - ?3) \
-             ORDER BY id LIMIT ?4",
-        )
+        .prepare_cached(DELIVERABLE_SQL)
         .map_err(db_unavailable)?;
     let rows = stmt
         .query_map(
@@ -416,6 +417,26 @@ mod tests {
         max_messages: 3,
         max_bytes: 100,
     };
+
+    /// The offline-IM check runs after every REGISTER with new parameter values; SQLite
+    /// must not re-plan it each time (it did: `LIMIT ?4` marked the statement expired on
+    /// every bind, see `direct_reader::stable_plans`).
+    #[tokio::test]
+    async fn deliverable_is_planned_once() {
+        let (d, s) = store().await;
+        s.enqueue(msg("bob@example.com", "hi", 10_000, false), QUOTA)
+            .await
+            .unwrap();
+        let path = d.path().join("q.db");
+        let conn = crate::direct_reader::connect(&path, &StoreConfig::new(path.clone())).unwrap();
+        let bob = Address::parse("bob@example.com").unwrap();
+        for (now, limit) in [(2000, 10), (2001, 20), (2002, 30), (2003, 1)] {
+            let got = deliverable_direct(&conn, bob.as_str(), Timestamp(now), 500, limit).unwrap();
+            assert_eq!(got.len(), 1);
+        }
+        let stmt = conn.prepare_cached(DELIVERABLE_SQL).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 
     #[tokio::test]
     async fn quota_order_delivery_window_and_sweep() {
