@@ -306,10 +306,15 @@ impl RequestHandler for OfflineHandler {
             return Outcome::Continue;
         };
         let now = Timestamp(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX));
-        // Online (or the location service is down: the router answers that): not ours.
+        // Online (or the location service is down: the router answers that): not ours; the
+        // router forwards to the bindings found here.
         match self.registrations.lookup(&aor, now).await {
             Ok(b) if b.is_empty() => {}
-            _ => return Outcome::Continue,
+            Ok(b) => {
+                ctx.located = Some((aor, b));
+                return Outcome::Continue;
+            }
+            Err(_) => return Outcome::Continue,
         }
         match self.users.get_user(&aor).await {
             Ok(Some(_)) => {}
