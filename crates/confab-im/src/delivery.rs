@@ -94,6 +94,12 @@ impl Delivery {
         &self.offline
     }
 
+    /// Whether [`Delivery::deliver_to`] may have anything to do for `aor` (false: the queue
+    /// store knows it holds nothing for it), so a caller can skip starting a run.
+    pub fn may_have_work(&self, aor: &Address) -> bool {
+        self.queue.may_have_queued(aor)
+    }
+
     /// Delivers the queued messages of `aor` to its registered endpoints, in order, each
     /// endpoint one message at a time (the next only after the previous was accepted).
     /// Call it after a successful REGISTER. If a run for `aor` is already going, it is

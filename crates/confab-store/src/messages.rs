@@ -388,6 +388,10 @@ impl MessageQueueStore for SqliteStore {
         Ok(found)
     }
 
+    fn may_have_queued(&self, recipient: &Address) -> bool {
+        self.inner.queued.check(recipient.as_str()) != Hint::Empty
+    }
+
     async fn record_delivery(
         &self,
         id: u64,
@@ -589,6 +593,7 @@ mod tests {
         let (d, s) = store().await;
         let bob = Address::parse("bob@example.com").unwrap();
         let dave = Address::parse("dave@example.com").unwrap();
+        assert!(s.may_have_queued(&bob), "unknown before the first read");
         assert!(
             s.deliverable(&bob, Timestamp(2000), 500, 10)
                 .await
@@ -596,9 +601,11 @@ mod tests {
                 .is_empty()
         );
         assert_eq!(s.inner.queued.check(bob.as_str()), Hint::Empty);
+        assert!(!s.may_have_queued(&bob));
         s.enqueue(msg("bob@example.com", "hi", 10_000, false), QUOTA)
             .await
             .unwrap();
+        assert!(s.may_have_queued(&bob));
         assert_eq!(
             s.deliverable(&bob, Timestamp(2000), 500, 10)
                 .await
