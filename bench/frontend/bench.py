@@ -1155,7 +1155,10 @@ def mem_bindings(args, bench, servers):
             log(f"  {srv.name}: failed to start: {e}")
             continue
         try:
-            time.sleep(1.0)
+            # Past the start-up work (Confab preloads its user cache) and past jemalloc's
+            # 10 s decay of the pages that work freed, so the baseline holds no freed memory
+            # that the bindings would then reuse unseen.
+            time.sleep(15.0)
             bench.user_cursor = 0
             s0 = mem_sample(srv)
             r1 = bench.load(srv, "register", args.mem_rate, first / args.mem_rate, run_dir)
