@@ -153,6 +153,14 @@ impl Worker {
     }
 
     fn on_inbound(&mut self, inb: Inbound, pending: &mut FuturesUnordered<DoneFuture>) {
+        // A new request that waited (kernel buffer, event channel, inbox) past
+        // `transport.max_datagram_age_ms` is dropped before it costs a transaction: its
+        // client has retransmitted, and a late answer only lengthens the queue. Cheaper
+        // than a 503, which costs about what serving it would.
+        if self.shared.transport.is_stale(&inb) {
+            self.shared.transport.count_stale_drop();
+            return;
+        }
         let now = self.now();
         let source = source_of(&inb);
         if let Err(e) = self

@@ -124,6 +124,7 @@ mod metrics;
 mod queue;
 pub mod rules;
 mod sip;
+mod stale;
 mod stream;
 pub mod stun;
 mod tls;
@@ -137,6 +138,7 @@ pub use config::{
 pub use flow::{FlowToken, FlowTokenError};
 pub use limits::LimitExceeded;
 pub use listen::{ListenSpec, ListenSpecError, TransportKind};
+pub use stale::{datagram_is_droppable, message_is_droppable};
 pub use tls::{PeerIdentity, TlsError};
 pub use transport::{
     BindError, CloseReason, Inbound, ListenerInfo, SendError, Target, Transport, TransportEvent,
