@@ -88,7 +88,7 @@ impl Default for TransportConfig {
             idle_timeout_s: 600,
             handshake_timeout_s: 10,
             connect_timeout_s: 10,
-            event_queue: 1024,
+            event_queue: 256,
             max_datagram_age_ms: 200,
             connection_send_queue: 256,
             connection_reuse: true,

@@ -738,17 +738,19 @@ impl TransportHandle {
         }
     }
 
-    /// Whether `inbound` is a stale new request by the rule of
-    /// `transport.max_datagram_age_ms`: a UDP request other than ACK, CANCEL, BYE or PRACK
-    /// that arrived longer ago than the limit (its client has retransmitted; serving it
-    /// costs CPU for an answer that comes too late). Callers with their own queue in front
-    /// of the real work check it when they take a message off that queue, and drop it.
-    /// Stream transports are never stale: their clients do not retransmit.
+    /// Whether `inbound` is a stale new request for a later stage: a UDP request other
+    /// than ACK, CANCEL, BYE or PRACK that arrived (kernel receive time) more than *twice*
+    /// `transport.max_datagram_age_ms` ago. Callers with their own queue in front of the
+    /// real work check it when they take a message off that queue, and drop it: its client
+    /// has retransmitted, and serving it late only lengthens the queue. Twice, because the
+    /// entrance already admitted it at up to the limit and a short in-process queue must
+    /// not make everything it admitted stale after its parse. Stream transports are never
+    /// stale: their clients do not retransmit.
     pub fn is_stale(&self, inbound: &Inbound) -> bool {
         inbound.transport == TransportKind::Udp
             && crate::stale::is_stale(
                 inbound.received_at.elapsed(),
-                self.shared.cfg.max_datagram_age_ms,
+                self.shared.cfg.max_datagram_age_ms.saturating_mul(2),
             )
             && crate::stale::message_is_droppable(&inbound.message)
     }

@@ -729,3 +729,46 @@ async fn stale_new_requests_dropped_responses_kept() {
     assert!(got[4].1 < Duration::from_millis(150), "{got:?}");
     h.shutdown();
 }
+
+/// `TransportHandle::is_stale`, the check for later stages: a UDP request that starts new
+/// work and arrived more than twice `max_datagram_age_ms` ago; never an in-progress method,
+/// a response or a stream message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_stale_for_later_stages() {
+    use confab_transport::{FlowToken, Inbound, Transport};
+    let mut cfg = config(&["udp:127.0.0.1:0"]);
+    cfg.max_datagram_age_ms = 100;
+    let (h, _events) = Transport::bind(cfg, None).await.expect("bind");
+    let local = h.listeners()[0].local;
+    let parse = |text: String| {
+        confab_sip::parse_datagram(Bytes::from(text), &confab_sip::Limits::DEFAULT).unwrap()
+    };
+    let req = |method: &str| {
+        parse(format!(
+            "{method} sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKis\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: is\r\n\
+             CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let inbound = |message, transport, ago_ms: u64| Inbound {
+        message,
+        flow: FlowToken::datagram(0, local),
+        source: local,
+        listener: None,
+        local,
+        transport,
+        peer_identity: None,
+        received_at: Instant::now() - Duration::from_millis(ago_ms),
+    };
+    assert!(h.is_stale(&inbound(req("MESSAGE"), TransportKind::Udp, 300)));
+    assert!(!h.is_stale(&inbound(req("MESSAGE"), TransportKind::Udp, 150)));
+    assert!(!h.is_stale(&inbound(req("BYE"), TransportKind::Udp, 300)));
+    assert!(!h.is_stale(&inbound(req("MESSAGE"), TransportKind::Tcp, 300)));
+    let resp = parse(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKis\r\nFrom: <sip:t@x>;tag=1\r\n\
+         To: <sip:a@b>;tag=2\r\nCall-ID: is\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+            .to_owned(),
+    );
+    assert!(!h.is_stale(&inbound(resp, TransportKind::Udp, 300)));
+    h.shutdown();
+}
