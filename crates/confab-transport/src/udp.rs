@@ -19,7 +19,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use nix::sys::socket::{
-    ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg, setsockopt, sockopt,
+    ControlMessageOwned, MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, setsockopt, sockopt,
 };
 use nix::sys::time::TimeSpec;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -79,36 +79,82 @@ pub(crate) struct Received {
     pub(crate) kernel_time: Option<SystemTime>,
 }
 
-/// `recvmsg` with the SO_TIMESTAMPNS control message; `WouldBlock` when nothing is queued.
-pub(crate) fn recv_timestamped(
-    socket: &UdpSocket,
-    buf: &mut [u8],
-    cmsg: &mut [u8],
-) -> io::Result<Received> {
-    let fd = socket.as_raw_fd();
-    socket.try_io(Interest::READABLE, || {
-        let mut iov = [IoSliceMut::new(buf)];
-        let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, Some(&mut *cmsg), MsgFlags::empty())
-            .map_err(io::Error::from)?;
-        let src = msg
-            .address
-            .as_ref()
-            .and_then(to_socket_addr)
-            .ok_or_else(|| io::Error::other("datagram without an IP source address"))?;
-        let mut kernel_time = None;
-        if let Ok(cmsgs) = msg.cmsgs() {
-            for c in cmsgs {
-                if let ControlMessageOwned::ScmTimestampns(ts) = c {
-                    kernel_time = wall_time(&ts);
-                }
-            }
+/// Datagrams taken per `recvmmsg` call. Under overload most of them are stale requests
+/// dropped unparsed, and the system call is then most of what each one costs.
+const BATCH: usize = 16;
+
+/// Receive state of one socket: `BATCH` buffers of the largest datagram (untouched pages
+/// stay unallocated) and what the last `recvmmsg` took.
+pub(crate) struct Receiver {
+    bufs: Vec<Vec<u8>>,
+    got: Vec<Received>,
+}
+
+impl Receiver {
+    pub(crate) fn new() -> Self {
+        Receiver {
+            bufs: (0..BATCH).map(|_| vec![0u8; 65_536]).collect(),
+            got: Vec::with_capacity(BATCH),
         }
-        Ok(Received {
-            len: msg.bytes,
-            src,
-            kernel_time,
+    }
+
+    /// Takes up to `BATCH` datagrams with their kernel receive times (`recvmmsg`);
+    /// `WouldBlock` when nothing is queued. The datagrams are then `self.datagram(i)` for
+    /// `i < self.len()`.
+    pub(crate) fn recv(&mut self, socket: &UdpSocket) -> io::Result<usize> {
+        let fd = socket.as_raw_fd();
+        let Receiver { bufs, got } = self;
+        got.clear();
+        socket.try_io(Interest::READABLE, || {
+            // The headers hold raw pointers (not Send), so they cannot live in the task
+            // across an await: a few small allocations per call, shared by its datagrams.
+            let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(
+                BATCH,
+                Some(nix::cmsg_space!(TimeSpec)),
+            );
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> =
+                bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
+            let results = recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_DONTWAIT,
+                None,
+            )
+            .map_err(io::Error::from)?;
+            for msg in results {
+                let Some(src) = msg.address.as_ref().and_then(to_socket_addr) else {
+                    // not an IP datagram: cannot happen on an IP socket; keep the slot
+                    // aligned with its buffer and let the length 0 drop it
+                    got.push(Received {
+                        len: 0,
+                        src: SocketAddr::from(([0, 0, 0, 0], 0)),
+                        kernel_time: None,
+                    });
+                    continue;
+                };
+                let mut kernel_time = None;
+                if let Ok(cmsgs) = msg.cmsgs() {
+                    for c in cmsgs {
+                        if let ControlMessageOwned::ScmTimestampns(ts) = c {
+                            kernel_time = wall_time(&ts);
+                        }
+                    }
+                }
+                got.push(Received {
+                    len: msg.bytes,
+                    src,
+                    kernel_time,
+                });
+            }
+            Ok(got.len())
         })
-    })
+    }
+
+    pub(crate) fn datagram(&self, i: usize) -> (&[u8], Received) {
+        let r = self.got[i];
+        (&self.bufs[i][..r.len.min(self.bufs[i].len())], r)
+    }
 }
 
 fn to_socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
@@ -139,8 +185,7 @@ pub(crate) fn waited(kernel_time: Option<SystemTime>, wall_now: SystemTime) -> D
 pub(crate) async fn receive_loop(shared: Arc<Shared>, li: usize, sock: usize) {
     let socket = shared.udp[li].sockets[sock].clone();
     let listener_id = shared.udp[li].info.id;
-    let mut buf = vec![0u8; 65_536];
-    let mut cmsg = nix::cmsg_space!(TimeSpec);
+    let mut rx = Receiver::new();
     let mut scratch = Vec::with_capacity(64);
     let mut errors_in_a_row = 0u32;
     loop {
@@ -149,24 +194,30 @@ pub(crate) async fn receive_loop(shared: Arc<Shared>, li: usize, sock: usize) {
         }
         // Drain everything queued: one readiness wake-up serves a batch of datagrams.
         loop {
-            match recv_timestamped(&socket, &mut buf, &mut cmsg) {
-                Ok(r) => {
+            match rx.recv(&socket) {
+                Ok(n) => {
                     errors_in_a_row = 0;
-                    let Some(ev) =
-                        on_datagram(&shared, li, listener_id, &buf[..r.len], r, &mut scratch)
-                    else {
-                        continue;
-                    };
-                    match shared.events.try_send(ev) {
-                        Ok(()) => {}
-                        // Full: wait for room instead of reading on. The backlog stays in the
-                        // kernel buffer, where the stale check drops old requests unparsed.
-                        Err(TrySendError::Full(ev)) => {
-                            if shared.events.send(ev).await.is_err() {
-                                return;
-                            }
+                    for i in 0..n {
+                        let (data, r) = rx.datagram(i);
+                        if r.len == 0 {
+                            continue;
                         }
-                        Err(TrySendError::Closed(_)) => return,
+                        let Some(ev) = on_datagram(&shared, li, listener_id, data, r, &mut scratch)
+                        else {
+                            continue;
+                        };
+                        match shared.events.try_send(ev) {
+                            Ok(()) => {}
+                            // Full: wait for room instead of reading on. The backlog stays in
+                            // the kernel buffer, where the stale check drops old requests
+                            // unparsed.
+                            Err(TrySendError::Full(ev)) => {
+                                if shared.events.send(ev).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(TrySendError::Closed(_)) => return,
+                        }
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
