@@ -226,6 +226,11 @@ pub struct RequestContext {
     /// in-dialog BYE): set by a chain step (the presence role's `dialog-events`); the proxy
     /// core reports to it once it forwards the request. `None`: nobody is told.
     pub dialog_observer: Option<Arc<dyn crate::DialogObserver>>,
+    /// The live bindings of an AOR that a handler already looked up for this request (the
+    /// offline-IM step asks whether a MESSAGE's recipient is online): the router takes them
+    /// instead of asking the location service a second time, when they are for the AOR it
+    /// routes to. Looked up at `now_ms`, within this chain run.
+    pub located: Option<(crate::Address, Vec<crate::Binding>)>,
 }
 
 impl fmt::Debug for dyn crate::DialogObserver {
@@ -255,6 +260,7 @@ impl RequestContext {
             now_ms,
             response_headers: Vec::new(),
             dialog_observer: None,
+            located: None,
         }
     }
 

@@ -114,6 +114,16 @@ pub trait MessageQueueStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<QueuedMessage>, StoreError>;
 
+    /// Whether `recipient` may have messages queued: `false` only when the store knows,
+    /// without reading, that there are none, so that a caller can skip [`deliverable`]
+    /// (the offline-IM check after every REGISTER). The default, `true`, is always correct.
+    ///
+    /// [`deliverable`]: MessageQueueStore::deliverable
+    fn may_have_queued(&self, recipient: &Address) -> bool {
+        let _ = recipient;
+        true
+    }
+
     /// Records that `endpoint` accepted message `id` at `now` (starting the delivery
     /// window on the first one). Recording the same endpoint twice is a no-op; an unknown
     /// id (already swept) is `Ok(false)`.

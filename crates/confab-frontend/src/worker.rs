@@ -255,6 +255,7 @@ impl Worker {
                         && response.status().is_some_and(|s| (200..300).contains(&s))
                         && response.contains(confab_sip::HeaderName::Contact)
                         && let Some(aor) = crate::registrar::aor_of(&ctx.request)
+                        && d.may_have_work(&aor)
                     {
                         tokio::spawn(async move {
                             match d.deliver_to(&aor).await {

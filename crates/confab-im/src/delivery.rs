@@ -94,6 +94,12 @@ impl Delivery {
         &self.offline
     }
 
+    /// Whether [`Delivery::deliver_to`] may have anything to do for `aor` (false: the queue
+    /// store knows it holds nothing for it), so a caller can skip starting a run.
+    pub fn may_have_work(&self, aor: &Address) -> bool {
+        self.queue.may_have_queued(aor)
+    }
+
     /// Delivers the queued messages of `aor` to its registered endpoints, in order, each
     /// endpoint one message at a time (the next only after the previous was accepted).
     /// Call it after a successful REGISTER. If a run for `aor` is already going, it is
@@ -306,10 +312,15 @@ impl RequestHandler for OfflineHandler {
             return Outcome::Continue;
         };
         let now = Timestamp(i64::try_from(ctx.now_ms).unwrap_or(i64::MAX));
-        // Online (or the location service is down: the router answers that): not ours.
+        // Online (or the location service is down: the router answers that): not ours; the
+        // router forwards to the bindings found here.
         match self.registrations.lookup(&aor, now).await {
             Ok(b) if b.is_empty() => {}
-            _ => return Outcome::Continue,
+            Ok(b) => {
+                ctx.located = Some((aor, b));
+                return Outcome::Continue;
+            }
+            Err(_) => return Outcome::Continue,
         }
         match self.users.get_user(&aor).await {
             Ok(Some(_)) => {}

@@ -245,7 +245,15 @@ impl RequestHandler for Router {
                         }
                     }
                 }
-                let mut bindings = match self.registrations.lookup(&aor, now).await {
+                let located = match ctx.located.take() {
+                    Some((a, b)) if a == aor => Some(b),
+                    _ => None,
+                };
+                let found = match located {
+                    Some(b) => Ok(b),
+                    None => self.registrations.lookup(&aor, now).await,
+                };
+                let mut bindings = match found {
                     Ok(b) => b,
                     Err(e) => {
                         tracing::warn!(error = %e, "registration store unavailable");

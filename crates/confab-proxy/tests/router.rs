@@ -526,3 +526,32 @@ fn flow_or_contact() {
         true
     ));
 }
+
+/// Bindings an earlier step looked up for the same AOR (`RequestContext::located`) are used
+/// without a second lookup; ones for another AOR are ignored.
+#[test]
+fn bindings_located_earlier_in_the_chain_are_reused() {
+    let bob = binding(
+        "bob@example.com",
+        "sip:bob@203.0.113.7:5060",
+        SipTransport::Udp,
+        "203.0.113.7:5060",
+    );
+    let f = fixture(vec![bob.clone()]);
+    // The store is down: only the located bindings can route the request.
+    *f.regs.down.lock().unwrap() = true;
+    let mut c = ctx("MESSAGE", "sip:bob@example.com", local("bob@example.com"));
+    c.located = Some((bob.aor.clone(), vec![bob.clone()]));
+    let Outcome::Forward(ts) = run(&f.router, &mut c) else {
+        panic!("not forwarded")
+    };
+    assert_eq!(ts.len(), 1);
+    assert!(c.located.is_none(), "taken");
+    // Located for carol, routing bob: asks the store (down: 503).
+    let mut c = ctx("MESSAGE", "sip:bob@example.com", local("bob@example.com"));
+    c.located = Some((Address::parse("carol@example.com").unwrap(), vec![bob]));
+    let Outcome::Respond(r) = run(&f.router, &mut c) else {
+        panic!("not answered")
+    };
+    assert_eq!(r.status, 503);
+}

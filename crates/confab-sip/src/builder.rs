@@ -217,6 +217,20 @@ pub struct ResponseBuilder {
     status: u16,
     reason: Option<String>,
     head: Head,
+    /// Where [`ResponseBuilder::reply_to`] copied the To line, so that
+    /// [`ResponseBuilder::to_tag`] extends it in place instead of re-parsing the head.
+    to_line: Option<ToLine>,
+}
+
+/// A copied To line in the head buffer: `start..end`, the field name's length and the
+/// value's place relative to `start`.
+#[derive(Debug, Clone, Copy)]
+struct ToLine {
+    start: usize,
+    end: usize,
+    name_len: usize,
+    value_off: usize,
+    value_len: usize,
 }
 
 impl ResponseBuilder {
@@ -232,6 +246,7 @@ impl ResponseBuilder {
             status,
             reason: None,
             head,
+            to_line: None,
         }
     }
 
@@ -262,7 +277,26 @@ impl ResponseBuilder {
         };
         for f in request.headers() {
             if copy(f.name()) {
+                let start = b.head.buf.len();
                 b.head.buf.extend_from_slice(f.raw_line());
+                if f.name() == HeaderName::To && b.to_line.is_none() {
+                    // The value is a slice of the line (the parser cut both from the
+                    // message): its offset in the line, checked.
+                    let off =
+                        (f.value().as_ptr() as usize).wrapping_sub(f.raw_line().as_ptr() as usize);
+                    if off
+                        .checked_add(f.value().len())
+                        .is_some_and(|e| e <= f.raw_line().len())
+                    {
+                        b.to_line = Some(ToLine {
+                            start,
+                            end: b.head.buf.len(),
+                            name_len: f.raw_name().len(),
+                            value_off: off,
+                            value_len: f.value().len(),
+                        });
+                    }
+                }
             }
         }
         Ok(b)
@@ -285,7 +319,26 @@ impl ResponseBuilder {
             self.head.err = Some(BuildError::InvalidValue);
             return self;
         }
-        // Find the copied To line in our buffer and extend its value.
+        if let Some(t) = self.to_line.take() {
+            let value = &self.head.buf[t.start + t.value_off..t.start + t.value_off + t.value_len];
+            let has_tag = std::str::from_utf8(value)
+                .ok()
+                .and_then(|v| crate::headers::NameAddr::parse(v).ok())
+                .is_some_and(|n| n.tag().is_some());
+            if has_tag {
+                return self;
+            }
+            let mut new_line = Vec::with_capacity(t.end - t.start + tag.len() + 8);
+            new_line.extend_from_slice(&self.head.buf[t.start..t.start + t.name_len]);
+            new_line.extend_from_slice(b": ");
+            new_line.extend_from_slice(value);
+            new_line.extend_from_slice(b";tag=");
+            new_line.extend_from_slice(tag.as_bytes());
+            new_line.extend_from_slice(b"\r\n");
+            self.head.buf.splice(t.start..t.end, new_line);
+            return self;
+        }
+        // Not built by `reply_to`: find the To line in our buffer and extend its value.
         let Ok(tmp) = Message::parse_head_only(&self.head.buf) else {
             return self;
         };

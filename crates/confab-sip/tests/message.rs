@@ -310,3 +310,75 @@ fn stream_requires_content_length_and_datagram_does_not() {
     assert_eq!(m.body(), b"bo");
     assert_eq!(m.to_bytes(), msg.as_bytes()[..msg.len() - 2]);
 }
+
+/// `to_tag` on a `reply_to` response appends `;tag=` to the copied To value, whatever the
+/// To line looks like (compact name, folding, parameters, a tag already there), and leaves
+/// every other copied line byte-exact.
+#[test]
+fn to_tag_extends_the_copied_to_line() {
+    let tos: [&[u8]; 6] = [
+        b"To: <sip:bob@example.com>\r\n",
+        b"t: Bob <sip:bob@example.com>;foo=bar\r\n",
+        b"To:   \"Bob B\" <sip:bob@example.com>  \r\n",
+        b"To: Bob\r\n <sip:bob@example.com>\r\n",
+        b"To: sip:bob@example.com;tag=already\r\n",
+        b"TO: <sip:bob@example.com;transport=tcp>;x=1\r\n",
+    ];
+    for to in tos {
+        let mut raw = b"MESSAGE sip:bob@example.com SIP/2.0\r\n\
+            Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK77\r\n\
+            From: <sip:alice@example.com>;tag=a1\r\n"
+            .to_vec();
+        raw.extend_from_slice(to);
+        raw.extend_from_slice(b"Call-ID: c7\r\nCSeq: 3 MESSAGE\r\nMax-Forwards: 70\r\n\r\n");
+        let req = confab_sip::parse_datagram(raw.into(), &confab_sip::Limits::DEFAULT).unwrap();
+        let had = req.to().unwrap().unwrap().tag().map(str::to_owned);
+        let resp = ResponseBuilder::reply_to(&req, 200)
+            .unwrap()
+            .to_tag("t9")
+            .header("Expires", "60")
+            .build()
+            .unwrap();
+        let (rq, rs) = (
+            req.get(HeaderName::To).unwrap(),
+            resp.get(HeaderName::To).unwrap(),
+        );
+        match &had {
+            Some(t) => {
+                assert_eq!(rs.raw_line(), rq.raw_line(), "{to:?}");
+                assert_eq!(resp.to().unwrap().unwrap().tag(), Some(t.as_str()));
+            }
+            None => {
+                let mut want = rq.raw_name().to_vec();
+                want.extend_from_slice(b": ");
+                want.extend_from_slice(rq.value());
+                want.extend_from_slice(b";tag=t9\r\n");
+                assert_eq!(rs.raw_line(), &want[..], "{to:?}");
+                assert_eq!(resp.to().unwrap().unwrap().tag(), Some("t9"), "{to:?}");
+            }
+        }
+        for n in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            assert_eq!(
+                resp.get(n).unwrap().raw_line(),
+                req.get(n).unwrap().raw_line()
+            );
+        }
+        assert!(resp.check().is_ok(), "{to:?}");
+        // A second call changes nothing.
+        let again = ResponseBuilder::reply_to(&req, 180)
+            .unwrap()
+            .to_tag("t9")
+            .to_tag("other")
+            .build()
+            .unwrap();
+        assert_eq!(
+            again.to().unwrap().unwrap().tag(),
+            Some(had.as_deref().unwrap_or("t9"))
+        );
+    }
+}

@@ -292,6 +292,7 @@ impl SqliteStore {
         let source_str = utf8(&source)?.to_owned();
         let bindings = self.inner.bindings.clone();
         let users = self.inner.users.clone();
+        let queued = self.inner.queued.clone();
         let result = self
             .inner
             .writer
@@ -301,6 +302,7 @@ impl SqliteStore {
                     // Inside the job, so no later write reads the old mirror.
                     bindings.invalidate();
                     users.invalidate();
+                    queued.invalidate();
                     r
                 })
             })

@@ -34,8 +34,25 @@ pub(crate) fn connect(path: &Path, config: &StoreConfig) -> rusqlite::Result<Con
             | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.busy_timeout(config.busy_timeout())?;
+    stable_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(16);
     Ok(conn)
+}
+
+/// Turns on SQLite's query planner stability guarantee (`SQLITE_DBCONFIG_ENABLE_QPSG`) for a
+/// connection whose statements are cached and re-run with new parameters.
+///
+/// Without it, a statement whose plan looked at a bound value (`LIMIT ?`, a range on an
+/// indexed column: the bundled SQLite has STAT4) is marked expired each time that parameter
+/// is bound again, and SQLite re-parses and re-plans it on the next step: the REGISTER
+/// profile of issue 7 found the offline-IM check spending two thirds of its time in
+/// `sqlite3Reprepare`. With QPSG the plan is made once, independent of the values.
+pub(crate) fn stable_plans(conn: &Connection) -> rusqlite::Result<()> {
+    conn.set_db_config(
+        rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG,
+        true,
+    )?;
+    Ok(())
 }
 
 impl DirectReader {

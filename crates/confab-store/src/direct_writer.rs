@@ -182,6 +182,7 @@ pub(crate) fn connect(path: &Path, config: &StoreConfig) -> rusqlite::Result<Con
     conn.execute_batch(&format!(
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
     ))?;
+    crate::direct_reader::stable_plans(&conn)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }

@@ -12,6 +12,9 @@ use confab_core::message_queue::{
 use confab_core::{Address, Cursor, Page, PageRequest, StoreError, Timestamp};
 use sqlx::SqliteConnection;
 
+use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
+
 use crate::SqliteStore;
 use crate::error::unavailable;
 
@@ -172,6 +175,14 @@ impl SqliteStore {
     }
 }
 
+/// The messages a recipient can be sent now (not yet delivered and not expired, or
+/// delivered within the window), oldest first.
+const DELIVERABLE_SQL: &str = "SELECT id, recipient, sender, received_at, expires_at, \
+    content_type, request, notify_failure, imdn_message_id, first_delivered_at \
+    FROM message_queue WHERE recipient = ?1 \
+    AND ((first_delivered_at IS NULL AND expires_at > ?2) OR first_delivered_at > ?2 - ?3) \
+    ORDER BY id LIMIT ?4";
+
 /// [`MessageQueueStore::deliverable`] on the direct reader's rusqlite connection.
 fn deliverable_direct(
     conn: &rusqlite::Connection,
@@ -182,14 +193,7 @@ fn deliverable_direct(
 ) -> Result<Vec<QueuedMessage>, StoreError> {
     use crate::direct_writer::unavailable as db_unavailable;
     let mut stmt = conn
-        .prepare_cached(
-            "SELECT id, recipient, sender, received_at, expires_at, content_type, request, \
-             notify_failure, imdn_message_id, first_delivered_at \
-             FROM message_queue WHERE recipient = ?1 \
-             AND ((first_delivered_at IS NULL AND expires_at > ?2) \
-                  OR first_delivered_at > ?2 - ?3) \
-             ORDER BY id LIMIT ?4",
-        )
+        .prepare_cached(DELIVERABLE_SQL)
         .map_err(db_unavailable)?;
     let rows = stmt
         .query_map(
@@ -230,6 +234,97 @@ fn deliverable_direct(
     Ok(out)
 }
 
+/// Every recipient with a row in `message_queue`.
+fn queued_recipients(conn: &rusqlite::Connection) -> Result<HashSet<String>, StoreError> {
+    use crate::direct_writer::unavailable as db_unavailable;
+    let mut stmt = conn
+        .prepare_cached("SELECT DISTINCT recipient FROM message_queue")
+        .map_err(db_unavailable)?;
+    stmt.query_map([], |r| r.get::<_, String>(0))
+        .map_err(db_unavailable)?
+        .collect::<Result<HashSet<String>, _>>()
+        .map_err(db_unavailable)
+}
+
+/// Which recipients may have queued messages, so that the offline-IM check after every
+/// REGISTER ([`MessageQueueStore::deliverable`]) does not read SQLite for the users who have
+/// none (nearly all of them). A superset: a recipient is added once its message (or failure
+/// notice, [`MessageQueueStore::retire`]) is committed, every `insert` being followed by an
+/// [`QueuedHint::add`], and forgotten only when a read found nothing deliverable and no message was queued since
+/// the read began (the `epoch`). Messages stop being deliverable only as time passes (they
+/// expire, or their re-delivery window closes), never become deliverable again without a new
+/// enqueue, so forgetting is safe. Writes this process does not see (another process, a
+/// restore) call [`QueuedHint::invalidate`]; the next check then reloads the set from the
+/// table.
+#[derive(Debug, Default)]
+pub(crate) struct QueuedHint {
+    state: Mutex<HintState>,
+}
+
+#[derive(Debug, Default)]
+struct HintState {
+    /// Whether `recipients` reflects the table (false at start and after an invalidation).
+    loaded: bool,
+    recipients: HashSet<String>,
+    /// Bumped by every add and invalidation.
+    epoch: u64,
+}
+
+/// What [`QueuedHint::check`] says about a recipient.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Hint {
+    /// Nothing queued: no need to read.
+    Empty,
+    /// Something may be queued: read, and pass `epoch` to [`QueuedHint::forget`].
+    Look { epoch: u64 },
+    /// Not known: load the set ([`QueuedHint::load`]), then read.
+    Unknown { epoch: u64 },
+}
+
+impl QueuedHint {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HintState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn check(&self, recipient: &str) -> Hint {
+        let st = self.lock();
+        match (st.loaded, st.recipients.contains(recipient)) {
+            (false, _) => Hint::Unknown { epoch: st.epoch },
+            (true, true) => Hint::Look { epoch: st.epoch },
+            (true, false) => Hint::Empty,
+        }
+    }
+
+    /// Takes the set read from the table, unless something changed since `epoch`.
+    pub(crate) fn load(&self, epoch: u64, recipients: HashSet<String>) {
+        let mut st = self.lock();
+        if st.epoch == epoch {
+            st.recipients = recipients;
+            st.loaded = true;
+        }
+    }
+
+    pub(crate) fn add(&self, recipient: String) {
+        let mut st = self.lock();
+        st.epoch += 1;
+        st.recipients.insert(recipient);
+    }
+
+    pub(crate) fn forget(&self, recipient: &str, epoch: u64) {
+        let mut st = self.lock();
+        if st.epoch == epoch {
+            st.recipients.remove(recipient);
+        }
+    }
+
+    pub(crate) fn invalidate(&self) {
+        let mut st = self.lock();
+        st.epoch += 1;
+        st.loaded = false;
+        st.recipients.clear();
+    }
+}
+
 fn sql_id(id: u64) -> Result<i64, StoreError> {
     i64::try_from(id).map_err(|_| StoreError::Invalid {
         field: "id",
@@ -244,10 +339,17 @@ impl MessageQueueStore for SqliteStore {
         message: NewQueuedMessage,
         quota: Quota,
     ) -> Result<Enqueued, StoreError> {
-        self.inner
+        let recipient = message.recipient.as_str().to_owned();
+        let r = self
+            .inner
             .writer
             .write(move |conn| Box::pin(enqueue_job(conn, message, quota)))
-            .await
+            .await;
+        // Committed: from now on a REGISTER of the recipient must look.
+        if let Ok(Enqueued::Stored { .. }) = &r {
+            self.inner.queued.add(recipient);
+        }
+        r
     }
 
     async fn deliverable(
@@ -259,11 +361,35 @@ impl MessageQueueStore for SqliteStore {
     ) -> Result<Vec<QueuedMessage>, StoreError> {
         // Asked after every successful REGISTER (offline delivery): on the direct reader's
         // thread with cached statements, not through sqlx (bench/README.md, REGISTER profile).
+        // Another process's enqueue clears the hint through the foreign-write watch.
+        crate::registrations::watch_foreign_writes_once(&self.inner);
+        let hint = self.inner.queued.clone();
+        let epoch = match hint.check(recipient.as_str()) {
+            Hint::Empty => return Ok(Vec::new()),
+            Hint::Look { epoch } => epoch,
+            Hint::Unknown { epoch } => {
+                let loaded = self.inner.reader.read(queued_recipients).await?;
+                hint.load(epoch, loaded);
+                epoch
+            }
+        };
         let recipient = recipient.as_str().to_owned();
-        self.inner
+        let found = self
+            .inner
             .reader
-            .read(move |conn| deliverable_direct(conn, &recipient, now, window_ms, limit))
-            .await
+            .read(move |conn| {
+                deliverable_direct(conn, &recipient, now, window_ms, limit).map(|m| (recipient, m))
+            })
+            .await?;
+        let (recipient, found) = found;
+        if found.is_empty() {
+            hint.forget(&recipient, epoch);
+        }
+        Ok(found)
+    }
+
+    fn may_have_queued(&self, recipient: &Address) -> bool {
+        self.inner.queued.check(recipient.as_str()) != Hint::Empty
     }
 
     async fn record_delivery(
@@ -304,10 +430,22 @@ impl MessageQueueStore for SqliteStore {
             .iter()
             .map(|&i| sql_id(i))
             .collect::<Result<Vec<_>, _>>()?;
-        self.inner
+        let recipients: Vec<String> = notifications
+            .iter()
+            .map(|n| n.recipient.as_str().to_owned())
+            .collect();
+        let r = self
+            .inner
             .writer
             .write(move |conn| Box::pin(retire_job(conn, ids, notifications)))
-            .await
+            .await;
+        // Committed (not before: a read between would forget them again).
+        if r.is_ok() {
+            for to in recipients {
+                self.inner.queued.add(to);
+            }
+        }
+        r
     }
 
     async fn sweep(&self, now: Timestamp, window_ms: i64) -> Result<usize, StoreError> {
@@ -416,6 +554,124 @@ mod tests {
         max_messages: 3,
         max_bytes: 100,
     };
+
+    #[test]
+    fn hint_forgets_only_what_nobody_queued_meanwhile() {
+        let h = QueuedHint::default();
+        let Hint::Unknown { epoch } = h.check("bob@example.com") else {
+            panic!("unknown until loaded")
+        };
+        h.load(epoch, HashSet::from(["bob@example.com".to_owned()]));
+        assert_eq!(h.check("carol@example.com"), Hint::Empty);
+        let Hint::Look { epoch } = h.check("bob@example.com") else {
+            panic!("bob has messages")
+        };
+        // A message for bob is committed while his read runs: the empty read must not
+        // clear him.
+        h.add("bob@example.com".to_owned());
+        h.forget("bob@example.com", epoch);
+        let Hint::Look { epoch } = h.check("bob@example.com") else {
+            panic!("kept")
+        };
+        h.forget("bob@example.com", epoch);
+        assert_eq!(h.check("bob@example.com"), Hint::Empty);
+        // After an invalidation nothing is known; a load that raced with an add is not
+        // taken.
+        h.invalidate();
+        let Hint::Unknown { epoch } = h.check("bob@example.com") else {
+            panic!("unknown after invalidate")
+        };
+        h.add("dave@example.com".to_owned());
+        h.load(epoch, HashSet::new());
+        assert!(matches!(h.check("erin@example.com"), Hint::Unknown { .. }));
+    }
+
+    /// The hint never hides a message: not one queued by this store, nor one queued by
+    /// another process (seen once its write is noticed), nor one present at start.
+    #[tokio::test]
+    async fn hint_never_hides_a_queued_message() {
+        let (d, s) = store().await;
+        let bob = Address::parse("bob@example.com").unwrap();
+        let dave = Address::parse("dave@example.com").unwrap();
+        assert!(s.may_have_queued(&bob), "unknown before the first read");
+        assert!(
+            s.deliverable(&bob, Timestamp(2000), 500, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.inner.queued.check(bob.as_str()), Hint::Empty);
+        assert!(!s.may_have_queued(&bob));
+        s.enqueue(msg("bob@example.com", "hi", 10_000, false), QUOTA)
+            .await
+            .unwrap();
+        assert!(s.may_have_queued(&bob));
+        assert_eq!(
+            s.deliverable(&bob, Timestamp(2000), 500, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Another process queues for dave.
+        let other = SqliteStore::open_or_create(StoreConfig::new(d.path().join("q.db")))
+            .await
+            .unwrap();
+        other
+            .enqueue(msg("dave@example.com", "yo", 10_000, false), QUOTA)
+            .await
+            .unwrap();
+        s.check_foreign_writes_now().await.unwrap();
+        assert_eq!(
+            s.deliverable(&dave, Timestamp(2000), 500, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        other.close().await;
+        // A fresh store loads the set from the table.
+        s.close().await;
+        let s = SqliteStore::open_or_create(StoreConfig::new(d.path().join("q.db")))
+            .await
+            .unwrap();
+        assert_eq!(
+            s.deliverable(&dave, Timestamp(2000), 500, 10)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        // Expired: not deliverable, and then known empty.
+        assert!(
+            s.deliverable(&dave, Timestamp(20_000), 500, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(s.inner.queued.check(dave.as_str()), Hint::Empty);
+        s.close().await;
+    }
+
+    /// The offline-IM check runs after every REGISTER with new parameter values; SQLite
+    /// must not re-plan it each time (it did: `LIMIT ?4` marked the statement expired on
+    /// every bind, see `direct_reader::stable_plans`).
+    #[tokio::test]
+    async fn deliverable_is_planned_once() {
+        let (d, s) = store().await;
+        s.enqueue(msg("bob@example.com", "hi", 10_000, false), QUOTA)
+            .await
+            .unwrap();
+        let path = d.path().join("q.db");
+        let conn = crate::direct_reader::connect(&path, &StoreConfig::new(path.clone())).unwrap();
+        let bob = Address::parse("bob@example.com").unwrap();
+        for (now, limit) in [(2000, 10), (2001, 20), (2002, 30), (2003, 1)] {
+            let got = deliverable_direct(&conn, bob.as_str(), Timestamp(now), 500, limit).unwrap();
+            assert_eq!(got.len(), 1);
+        }
+        let stmt = conn.prepare_cached(DELIVERABLE_SQL).unwrap();
+        assert_eq!(stmt.get_status(rusqlite::StatementStatus::RePrepare), 0);
+    }
 
     #[tokio::test]
     async fn quota_order_delivery_window_and_sweep() {

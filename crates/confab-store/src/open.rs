@@ -48,6 +48,8 @@ pub(crate) struct Inner {
     pub(crate) bindings: Arc<crate::registrations::BindingCache>,
     /// Bounded cache of `get_user` answers (`users.rs`).
     pub(crate) users: Arc<crate::users::UserCache>,
+    /// Recipients that may have queued offline messages (`messages.rs`).
+    pub(crate) queued: Arc<crate::messages::QueuedHint>,
     #[cfg(test)]
     pub(crate) fail_commits: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -209,6 +211,7 @@ impl SqliteStore {
 
         let bindings: Arc<crate::registrations::BindingCache> = Default::default();
         let users = Arc::new(crate::users::UserCache::new(config.user_cache_entries));
+        let queued: Arc<crate::messages::QueuedHint> = Default::default();
         let on_abort = {
             let bindings = bindings.clone();
             // A rolled-back batch may have updated the mirror: drop it before the next
@@ -216,13 +219,14 @@ impl SqliteStore {
             Box::new(move || bindings.invalidate())
         };
         let on_foreign = {
-            let (bindings, users) = (bindings.clone(), users.clone());
+            let (bindings, users, queued) = (bindings.clone(), users.clone(), queued.clone());
             Box::new(move || {
                 tracing::info!(
                     "another process wrote the database; dropping cached bindings and users"
                 );
                 bindings.invalidate();
                 users.invalidate();
+                queued.invalidate();
             })
         };
         let direct_conn =
@@ -280,6 +284,7 @@ impl SqliteStore {
                 restores,
                 bindings,
                 users,
+                queued,
                 #[cfg(test)]
                 fail_commits,
             }),

@@ -984,7 +984,9 @@ fn decode(
     now: Option<Timestamp>,
 ) -> Result<Vec<(i64, Binding)>, StoreError> {
     let mut r = Reader { data };
-    let mut out = Vec::new();
+    // Most AORs have one binding: a first allocation of four (1.7 KB) is a large-bin
+    // request, which makes glibc consolidate its fast bins (the MESSAGE profile).
+    let mut out = Vec::with_capacity(1);
     while !r.data.is_empty() {
         let id = i64::from_le_bytes(r.array()?);
         let [flags] = r.array()?;

@@ -237,6 +237,54 @@ async fn user_cache_follows_every_change() {
     assert_eq!(store.get_user(&a).await.unwrap(), None);
 }
 
+/// Waits (up to 10 s) until the user cache's preload task has finished `n` loads.
+async fn preloads(store: &SqliteStore, n: u64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while store
+        .inner
+        .users
+        .loads
+        .load(std::sync::atomic::Ordering::SeqCst)
+        < n
+    {
+        assert!(std::time::Instant::now() < deadline, "preload {n} not done");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}
+
+/// `keep_users_loaded` loads every user while they fit, loads again after a change (one
+/// reload for a burst), and loads nothing once they do not fit (the cache fills on demand).
+#[tokio::test]
+async fn user_cache_preload_follows_changes_and_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = StoreConfig::new(dir.path().join("t.db"));
+    cfg.user_cache_entries = 3;
+    let store = SqliteStore::open_or_create(cfg).await.unwrap();
+    for n in ["a@x.org", "b@x.org"] {
+        store.add_user(NewUser::new(addr(n))).await.unwrap();
+    }
+    store.keep_users_loaded();
+    store.keep_users_loaded(); // once only
+    preloads(&store, 1).await;
+    assert_eq!(store.inner.users.len(), 2);
+    assert!(store.get_user(&addr("a@x.org")).await.unwrap().is_some());
+    // A change clears the cache; the reload brings the new user in.
+    store.add_user(NewUser::new(addr("c@x.org"))).await.unwrap();
+    assert_eq!(store.inner.users.len(), 0);
+    preloads(&store, 2).await;
+    assert_eq!(store.inner.users.len(), 3);
+    // An unknown name does not wipe a full cache.
+    assert_eq!(store.get_user(&addr("nobody@x.org")).await.unwrap(), None);
+    assert_eq!(store.inner.users.len(), 3);
+    // Four users do not fit three entries: nothing is loaded, lookups still work.
+    store.add_user(NewUser::new(addr("d@x.org"))).await.unwrap();
+    preloads(&store, 3).await;
+    assert_eq!(store.inner.users.len(), 0);
+    assert!(store.get_user(&addr("d@x.org")).await.unwrap().is_some());
+    assert_eq!(store.inner.users.len(), 1);
+    store.close().await;
+}
+
 /// With the cache off nothing is kept.
 #[tokio::test]
 async fn user_cache_can_be_turned_off() {

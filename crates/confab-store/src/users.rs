@@ -1,6 +1,7 @@
 //! [`UserStore`] on SQLite.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
@@ -146,22 +147,49 @@ fn fetch_user_direct(
     let Some(r) = rows.next().map_err(db_unavailable)? else {
         return Ok(None);
     };
-    let row = (|| {
-        Ok::<_, rusqlite::Error>(UserRow {
-            username: r.get(0)?,
-            domain: r.get(1)?,
-            display_name: r.get(2)?,
-            phone: r.get(3)?,
-            role: r.get(4)?,
-            ha1_md5: r.get(5)?,
-            ha1_sha256: r.get(6)?,
-            ha1_sha512_256: r.get(7)?,
-            created_at: r.get(8)?,
-            updated_at: r.get(9)?,
-        })
-    })()
-    .map_err(db_unavailable)?;
-    User::try_from(row).map(Some)
+    User::try_from(user_row(r).map_err(db_unavailable)?).map(Some)
+}
+
+/// A `users` row read with [`user_columns!`] in that order.
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserRow> {
+    Ok(UserRow {
+        username: r.get(0)?,
+        domain: r.get(1)?,
+        display_name: r.get(2)?,
+        phone: r.get(3)?,
+        role: r.get(4)?,
+        ha1_md5: r.get(5)?,
+        ha1_sha256: r.get(6)?,
+        ha1_sha512_256: r.get(7)?,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+    })
+}
+
+/// Every user, if there are at most `limit` (the user cache's preload); `None` if more.
+fn all_users_direct(
+    conn: &rusqlite::Connection,
+    limit: usize,
+) -> Result<Option<Vec<User>>, StoreError> {
+    use crate::direct_writer::unavailable as db_unavailable;
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM users", [], |r| r.get(0))
+        .map_err(db_unavailable)?;
+    if usize::try_from(count).map_or(true, |n| n > limit) {
+        return Ok(None);
+    }
+    let mut stmt = conn
+        .prepare(concat!("SELECT ", user_columns!(), " FROM users"))
+        .map_err(db_unavailable)?;
+    let rows = stmt
+        .query_map([], user_row)
+        .map_err(db_unavailable)?
+        .collect::<Result<Vec<UserRow>, _>>()
+        .map_err(db_unavailable)?;
+    rows.into_iter()
+        .map(User::try_from)
+        .collect::<Result<_, _>>()
+        .map(Some)
 }
 
 async fn insert_user(
@@ -358,6 +386,21 @@ fn parse_cursor(c: &Cursor) -> Result<Address, StoreError> {
 }
 
 impl SqliteStore {
+    /// Keeps every user in the user cache while they fit (`store.user_cache_entries`), so
+    /// digest checks never wait for SQLite, not even the first REGISTER of each user after
+    /// a restart: loads them now in the background and again about a second after each
+    /// invalidation (a user change, another process's write, a restore), several
+    /// invalidations in that second sharing one reload. A server calls it once; commands
+    /// that only open the store for one change do not. With more users than the cache holds
+    /// it loads nothing and the cache fills on demand as before.
+    pub fn keep_users_loaded(&self) {
+        let cache = &self.inner.users;
+        if cache.capacity == 0 || cache.preloading.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        tokio::spawn(preload_users(Arc::downgrade(&self.inner)));
+    }
+
     /// A write to the users table: the user cache is cleared once its outcome is known
     /// (committed or not), before the caller hears it.
     async fn user_write<T, F>(&self, f: F) -> Result<T, StoreError>
@@ -497,6 +540,47 @@ impl UserStore for SqliteStore {
 
 // ---- the user cache ----------------------------------------------------------------------
 
+/// How long a reload waits after an invalidation, so that a burst of user changes costs one.
+const PRELOAD_DEBOUNCE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The task behind [`SqliteStore::keep_users_loaded`]; ends with the store.
+async fn preload_users(inner: std::sync::Weak<crate::open::Inner>) {
+    loop {
+        let Some(strong) = inner.upgrade() else {
+            return;
+        };
+        let cache = strong.users.clone();
+        let version = cache.version();
+        let limit = cache.capacity;
+        match strong
+            .reader
+            .read(move |conn| all_users_direct(conn, limit))
+            .await
+        {
+            Ok(Some(users)) => {
+                let n = users.len();
+                if cache.fill(version, users) {
+                    tracing::debug!(users = n, "user cache loaded");
+                    crate::registrations::watch_foreign_writes_once(&strong);
+                }
+            }
+            Ok(None) => tracing::debug!(
+                limit,
+                "more users than the user cache holds; filled on demand"
+            ),
+            Err(e) => {
+                // Closed, or the database is unavailable: the cache fills on demand.
+                tracing::debug!(error = %e, "user cache preload stopped");
+                return;
+            }
+        }
+        cache.loads.fetch_add(1, Ordering::SeqCst);
+        drop(strong);
+        cache.changed.notified().await;
+        tokio::time::sleep(PRELOAD_DEBOUNCE).await;
+    }
+}
+
 /// A bounded cache of [`UserStore::get_user`] answers (found and not found), so the digest
 /// check of a known client does not read SQLite every time. Entries are only ever filled
 /// from committed data read after the current `version` was taken; every user write through
@@ -511,6 +595,12 @@ pub(crate) struct UserCache {
     /// Bumped by every invalidation; a read started under an older version is not cached.
     version: AtomicU64,
     capacity: usize,
+    /// [`SqliteStore::keep_users_loaded`] was called.
+    preloading: std::sync::atomic::AtomicBool,
+    /// Woken by every invalidation (the preload task reloads).
+    changed: tokio::sync::Notify,
+    /// Preload attempts finished (loaded, or too many users).
+    pub(crate) loads: AtomicU64,
 }
 
 impl UserCache {
@@ -519,6 +609,9 @@ impl UserCache {
             map: Default::default(),
             version: AtomicU64::new(0),
             capacity,
+            preloading: Default::default(),
+            changed: tokio::sync::Notify::new(),
+            loads: AtomicU64::new(0),
         }
     }
 
@@ -551,9 +644,28 @@ impl UserCache {
             return false;
         }
         if map.len() >= self.capacity {
+            // Full (a preload fills it): an unknown name (a scan) must not wipe the users.
+            if user.is_none() {
+                return false;
+            }
             map.clear();
         }
         map.insert(address.clone(), user.clone());
+        true
+    }
+
+    /// Caches every user of a complete read taken at `version` (the preload), unless an
+    /// invalidation happened since or they do not fit. Returns whether it did.
+    fn fill(&self, version: u64, users: Vec<User>) -> bool {
+        let mut map = self.lock();
+        if self.version.load(Ordering::SeqCst) != version || users.len() > self.capacity {
+            return false;
+        }
+        map.clear();
+        map.reserve(users.len());
+        for u in users {
+            map.insert(u.address.clone(), Some(u));
+        }
         true
     }
 
@@ -561,6 +673,8 @@ impl UserCache {
     pub(crate) fn invalidate(&self) {
         self.version.fetch_add(1, Ordering::SeqCst);
         self.lock().clear();
+        // A permit is kept if the preload task is busy: it reloads once more.
+        self.changed.notify_one();
     }
 
     #[cfg(test)]

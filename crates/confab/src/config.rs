@@ -733,7 +733,7 @@ path = {store_path}
 synchronous = {synchronous}
 # How long a write waits for a lock held by another process (e.g. `confab user add`), in milliseconds.
 busy_timeout_ms = {busy}
-# Users whose credentials are kept in memory for digest checks (0 = off; cleared on every user write and restore; CLI changes beside a running server apply within 2 s).
+# Users whose credentials are kept in memory for digest checks (0 = off; all of them are loaded at start when they fit; reloaded about 1 s after every user write and restore; CLI changes beside a running server apply within 2 s).
 user_cache_entries = {user_cache}
 # Read connections in the pool.
 read_connections = {read_conns}

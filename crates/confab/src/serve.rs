@@ -127,6 +127,9 @@ pub async fn run_serve(
         return Ok(());
     }
 
+    if let Some((_, stores)) = &front {
+        stores.keep_users_loaded();
+    }
     start_on_a_fresh_second().await;
     let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
         .install_recorder()

@@ -61,6 +61,12 @@ impl Stores {
         self.sqlite.close().await;
     }
 
+    /// Keeps every user's credentials in memory while they fit the user cache (the
+    /// server's digest checks; see `SqliteStore::keep_users_loaded`).
+    pub fn keep_users_loaded(&self) {
+        self.sqlite.keep_users_loaded();
+    }
+
     /// Checks that the database answers (readiness).
     pub async fn ping(&self) -> Result<(), confab_core::StoreError> {
         self.sqlite.ping().await
