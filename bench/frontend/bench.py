@@ -1082,8 +1082,21 @@ def mode_overload(args, bench, servers, scenarios):
                         r *= 1.25
                     loads = step_rates(bench, srv, scenario, rates, args.duration, f"o{rnd}", cap)
                     c, why = clean_rate(loads)
+                    # The first step was not clean (calls cost far more than a MESSAGE):
+                    # halve the rate until one is, then step up by x1.25 again from there,
+                    # instead of giving up.
+                    down = rates[0] / 2
+                    while c != c and down >= 10:
+                        loads = step_rates(bench, srv, scenario, [int(down)], args.duration, f"o{rnd}", cap)
+                        c, why = clean_rate(loads)
+                        if c == c:
+                            up = [int(down * 1.25 ** k) for k in range(1, 4) if down * 1.25 ** k < 2 * down]
+                            more = step_rates(bench, srv, scenario, up, args.duration, f"o{rnd}", cap) if up else []
+                            c, why = clean_rate(loads + more)
+                            loads = loads + more
+                        down /= 2
                     if c != c:
-                        log(f"    {srv.name}: no clean rate under the cap (lowest step {rates[0]}/s); lower --overload-start")
+                        log(f"    {srv.name}: no clean rate under the cap (down to {int(down * 2)}/s); lower --overload-start")
                         continue
                     if not loads[-1].clean:
                         pass

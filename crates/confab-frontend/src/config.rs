@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 /// workers = 0                 # 0: one per CPU core
 /// max_pending_per_worker = 2000
 /// max_queue_delay_ms = 200
-/// inbox = 4096
+/// inbox = 256
 /// overload_retry_after_s = 5
 /// drain_timeout_s = 32
 /// ```
@@ -30,8 +30,10 @@ pub struct FrontendConfig {
     /// Below SIP's 500 ms retransmission timer, so accepted requests are answered before UDP
     /// clients retransmit. 0 turns it off (only `max_pending_per_worker` limits).
     pub max_queue_delay_ms: u32,
-    /// Messages queued for a worker; when full, new requests are answered 503 statelessly
-    /// and other messages are dropped (a UDP peer retransmits).
+    /// Messages queued for a worker; when full, the dispatcher waits (backpressure to the
+    /// transport, whose UDP receivers then leave the backlog in the kernel buffer, where
+    /// stale new requests are dropped unparsed). Keep it short in time: every message in it
+    /// waits behind the others.
     pub inbox: usize,
     /// `Retry-After` seconds in overload and drain 503s.
     pub overload_retry_after_s: u32,
@@ -45,7 +47,7 @@ impl Default for FrontendConfig {
             workers: 0,
             max_pending_per_worker: 2000,
             max_queue_delay_ms: 200,
-            inbox: 4096,
+            inbox: 256,
             overload_retry_after_s: 5,
             drain_timeout_s: 32,
         }

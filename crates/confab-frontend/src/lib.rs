@@ -13,8 +13,10 @@
 //!   registered over it;
 //! * **overload**: a worker with too many requests in the chain answers new ones 503 with
 //!   `Retry-After` at once (their retransmissions are absorbed by the server transaction,
-//!   so a retransmission never costs a second chain run); when a worker's inbox is full the
-//!   dispatcher answers new requests 503 statelessly;
+//!   so a retransmission never costs a second chain run); a full worker inbox makes the
+//!   dispatcher wait (backpressure down to the kernel's UDP buffer, where the transport
+//!   drops stale new requests unparsed), and a worker drops a new UDP request that waited
+//!   far too long before it costs a transaction (`TransportHandle::is_stale`);
 //! * **drain** ([`FrontendHandle::drain`], on SIGTERM): new requests get 503 with
 //!   `Retry-After`, transactions in progress finish, then the workers stop.
 //!
@@ -549,14 +551,18 @@ async fn dispatch(
         match ev {
             TransportEvent::Message(inb) => {
                 let i = worker_for(&inb.message, inboxes.len());
+                // A full inbox is waited for, not answered: backpressure runs through the
+                // transport's event channel to the kernel's socket buffer, where stale new
+                // requests are dropped before parsing (`transport.max_datagram_age_ms`). A
+                // 503 here would cost about what serving the request does, for a request
+                // that has usually waited past its client's retransmission already.
                 match inboxes[i].try_send(worker::WorkerMsg::Inbound(inb)) {
                     Ok(()) => {}
-                    Err(mpsc::error::TrySendError::Full(worker::WorkerMsg::Inbound(inb))) => {
-                        metrics::counter!("confab_sip_requests_refused_total", "reason" => "inbox_full")
-                            .increment(1);
-                        worker::reject_overloaded(&shared, &inb).await;
+                    Err(mpsc::error::TrySendError::Full(msg)) => {
+                        if inboxes[i].send(msg).await.is_err() {
+                            break;
+                        }
                     }
-                    Err(mpsc::error::TrySendError::Full(_)) => {}
                     Err(mpsc::error::TrySendError::Closed(_)) => break,
                 }
             }

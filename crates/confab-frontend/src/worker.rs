@@ -11,7 +11,7 @@ use confab_core::chain::{Hop, Outcome, Reply, RequestContext};
 use confab_proxy::{Proxy, ProxyEvent};
 use confab_sip::timer::Time;
 use confab_sip::transaction::TxId;
-use confab_transport::{Inbound, SendError, Target};
+use confab_transport::{Inbound, SendError};
 use futures_util::StreamExt as _;
 use futures_util::stream::FuturesUnordered;
 use tokio::sync::mpsc;
@@ -153,6 +153,14 @@ impl Worker {
     }
 
     fn on_inbound(&mut self, inb: Inbound, pending: &mut FuturesUnordered<DoneFuture>) {
+        // A new request that waited (kernel buffer, event channel, inbox) far past
+        // `transport.max_datagram_age_ms` is dropped before it costs a transaction: its
+        // client has retransmitted, and a late answer only lengthens the queue. Cheaper
+        // than a 503, which costs about what serving it would.
+        if self.shared.transport.is_stale(&inb) {
+            self.shared.transport.count_stale_drop();
+            return;
+        }
         let now = self.now();
         let source = source_of(&inb);
         if let Err(e) = self
@@ -378,33 +386,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
         Some(d) => tokio::time::sleep_until(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// Used by the dispatcher: a stateless 503 for a request a full worker cannot take.
-pub(crate) async fn reject_overloaded(shared: &Shared, inb: &Inbound) {
-    let msg = &inb.message;
-    if !msg.is_request() || msg.method() == Some(&confab_sip::Method::Ack) {
-        return;
-    }
-    let tag = format!("{:016x}", rand::random::<u64>());
-    let Ok(b) = confab_sip::ResponseBuilder::reply_to(msg, 503) else {
-        return;
-    };
-    let Ok(resp) = b
-        .reason("Server overloaded")
-        .to_tag(&tag)
-        .header(
-            confab_sip::HeaderName::RetryAfter,
-            &shared.config.overload_retry_after_s.to_string(),
-        )
-        .build()
-    else {
-        return;
-    };
-    let _ = shared
-        .transport
-        .send(&Target::Flow(inb.flow), resp.to_bytes())
-        .await;
 }
 
 #[cfg(test)]

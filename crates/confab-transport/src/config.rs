@@ -48,9 +48,19 @@ pub struct TransportConfig {
     pub handshake_timeout_s: u64,
     /// Time allowed to open an outgoing TCP/TLS connection.
     pub connect_timeout_s: u64,
-    /// Capacity of the channel of received events. When it is full, datagrams are dropped
-    /// (counted) and stream connections stop reading until there is room.
+    /// Capacity of the channel of received events. When it is full, the UDP receive tasks
+    /// and stream connections stop reading until there is room: the backlog then waits in
+    /// the kernel's socket buffers, where `max_datagram_age_ms` drops stale requests before
+    /// they cost a parse. Keep it short in time (a few hundred milliseconds of work at most):
+    /// every message in it is older than it looks to the stale check at the entrance.
     pub event_queue: usize,
+    /// Overload control at the entrance: a UDP datagram that waited in the kernel's receive
+    /// buffer longer than this (by the kernel's receive timestamp, SO_TIMESTAMPNS) is dropped
+    /// unparsed if it is a request that starts new work. Its client has retransmitted or is
+    /// about to (SIP's T1 is 500 ms), so serving it late costs CPU for nothing. Responses
+    /// and ACK, CANCEL, BYE and PRACK are never dropped this way: they finish work in
+    /// progress. 0 turns it off; otherwise 10..=32000.
+    pub max_datagram_age_ms: u64,
     /// Messages queued for sending on one connection before `send` fails with `Busy`.
     pub connection_send_queue: usize,
     /// Honour the Via `alias` parameter (RFC 5923): requests to the sent-by address of a
@@ -78,7 +88,8 @@ impl Default for TransportConfig {
             idle_timeout_s: 600,
             handshake_timeout_s: 10,
             connect_timeout_s: 10,
-            event_queue: 16384,
+            event_queue: 256,
+            max_datagram_age_ms: 200,
             connection_send_queue: 256,
             connection_reuse: true,
             alias_on_tcp: false,
@@ -273,6 +284,12 @@ impl TransportConfig {
             "must be at least 1",
         )?;
         range(
+            "transport.max_datagram_age_ms",
+            self.max_datagram_age_ms,
+            self.max_datagram_age_ms == 0 || (10..=32_000).contains(&self.max_datagram_age_ms),
+            "must be 0 (off) or 10..=32000",
+        )?;
+        range(
             "transport.connection_send_queue",
             self.connection_send_queue as u64,
             self.connection_send_queue > 0,
@@ -387,6 +404,22 @@ mod tests {
         check(
             "[transport]\nlisten = [\"udp:127.0.0.1:1\"]\nidle_timeout_s = 0",
             Err("transport.idle_timeout_s = 0"),
+        );
+        check(
+            "[transport]\nlisten = [\"udp:127.0.0.1:1\"]\nmax_datagram_age_ms = 5",
+            Err("transport.max_datagram_age_ms = 5: must be 0 (off) or 10..=32000"),
+        );
+        check(
+            "[transport]\nlisten = [\"udp:127.0.0.1:1\"]\nmax_datagram_age_ms = 40000",
+            Err("transport.max_datagram_age_ms = 40000"),
+        );
+        check(
+            "[transport]\nlisten = [\"udp:127.0.0.1:1\"]\nmax_datagram_age_ms = 0",
+            Ok(()),
+        );
+        check(
+            "[transport]\nlisten = [\"udp:127.0.0.1:1\"]\nmax_datagram_age_ms = 150",
+            Ok(()),
         );
     }
 }

@@ -33,8 +33,11 @@
 //! # Calling contract
 //!
 //! [`Transport::bind`] returns a [`TransportHandle`] and a receiver of [`TransportEvent`]s.
-//! Read the receiver continuously: when it is full, datagrams are dropped (counted) and
-//! streams stop being read. Answer a request with [`TransportHandle::send_response`] and the
+//! Read the receiver continuously: when it is full, UDP sockets and streams stop being
+//! read (the backlog waits in the kernel's buffers). Overload: a UDP request that starts
+//! new work and waited in the kernel longer than `max_datagram_age_ms` is dropped before
+//! parsing (by the kernel's receive timestamp, which is also [`Inbound::received_at`]);
+//! a stage with its own queue checks [`TransportHandle::is_stale`] when it takes a message. Answer a request with [`TransportHandle::send_response`] and the
 //! request's [`FlowToken`]; send a later request to a registered contact with
 //! [`TransportHandle::send`] and the flow token saved at registration (RFC 5626). A
 //! [`TransportEvent::FlowClosed`] says a connection flow is dead; [`SendError::FlowGone`]
@@ -76,12 +79,13 @@
 //! # Threads and performance
 //!
 //! Each UDP listener has one SO_REUSEPORT socket per core (`udp_workers`), each drained by
-//! its own task with `try_recv_from` after every readiness event, so both cores receive and
-//! a flood hashed onto one socket leaves the others alone. Batched `recvmmsg`/`sendmmsg`
-//! would need `unsafe` FFI for a gain the anchor measurements put at about 6 % on loopback
-//! (250k vs 266k round trips/s; 4.9 vs 5.5 µs of server CPU in our same-run check), and a
-//! `perf` profile of our server puts syscall entry/exit, the only part batching removes,
-//! at about 3 % of its samples; so this crate keeps `#![forbid(unsafe_code)]`. Stream
+//! its own task with `recvmsg` (`nix`, safe; it brings the SO_TIMESTAMPNS receive time)
+//! after every readiness event, so both cores receive and a flood hashed onto one socket
+//! leaves the others alone. Batched `recvmmsg`/`sendmmsg` gain about 6 % on loopback in
+//! the anchor measurements (250k vs 266k round trips/s; 4.9 vs 5.5 µs of server CPU in our
+//! same-run check), and a `perf` profile of our server puts syscall entry/exit, the only
+//! part batching removes, at about 3 % of its samples; the crate keeps
+//! `#![forbid(unsafe_code)]`. Stream
 //! connections have one task each; received bytes are framed in place and handed up as
 //! `Bytes` slices without copying.
 //!
@@ -124,6 +128,7 @@ mod metrics;
 mod queue;
 pub mod rules;
 mod sip;
+mod stale;
 mod stream;
 pub mod stun;
 mod tls;
@@ -137,6 +142,7 @@ pub use config::{
 pub use flow::{FlowToken, FlowTokenError};
 pub use limits::LimitExceeded;
 pub use listen::{ListenSpec, ListenSpecError, TransportKind};
+pub use stale::{datagram_is_droppable, message_is_droppable};
 pub use tls::{PeerIdentity, TlsError};
 pub use transport::{
     BindError, CloseReason, Inbound, ListenerInfo, SendError, Target, Transport, TransportEvent,

@@ -7,7 +7,7 @@
 //! |---|---|---|
 //! | `confab_transport_messages_received_total` | transport | SIP messages handed up |
 //! | `confab_transport_messages_sent_total` | transport | messages written to a socket |
-//! | `confab_transport_dropped_total` | reason | input dropped: `rate_limited`, `garbage`, `queue_full`, `framing_lost`, `foreign_response` (§18.1.2) |
+//! | `confab_transport_dropped_total` | reason | input dropped: `rate_limited`, `garbage`, `queue_full`, `framing_lost`, `foreign_response` (§18.1.2), `stale` (a new request older than `max_datagram_age_ms`) |
 //! | `confab_transport_error_responses_total` | outcome | answers to bad input: `sent`, `suppressed` (anti-reflection) |
 //! | `confab_transport_keepalives_total` | kind | `stun`, `crlf` keep-alives answered |
 //! | `confab_transport_connections_opened_total` | transport | accepted or connected |
@@ -38,6 +38,7 @@ pub(crate) struct Metrics {
     pub(crate) drop_queue_full: Counter,
     pub(crate) drop_framing_lost: Counter,
     pub(crate) drop_foreign_response: Counter,
+    pub(crate) drop_stale: Counter,
     pub(crate) error_resp_sent: Counter,
     pub(crate) error_resp_suppressed: Counter,
     pub(crate) keepalive_stun: Counter,
@@ -79,6 +80,7 @@ impl Metrics {
             drop_queue_full: dropped("queue_full"),
             drop_framing_lost: dropped("framing_lost"),
             drop_foreign_response: dropped("foreign_response"),
+            drop_stale: dropped("stale"),
             error_resp_sent: counter!("confab_transport_error_responses_total", "outcome" => "sent"),
             error_resp_suppressed: counter!("confab_transport_error_responses_total", "outcome" => "suppressed"),
             keepalive_stun: counter!("confab_transport_keepalives_total", "kind" => "stun"),

@@ -65,7 +65,8 @@ pub struct Inbound {
     pub transport: TransportKind,
     /// For TLS/WSS with a verified client certificate: the peer's RFC 5922 identities.
     pub peer_identity: Option<Arc<PeerIdentity>>,
-    /// When the bytes were taken from the socket.
+    /// When the message arrived: for UDP the kernel's receive time (SO_TIMESTAMPNS, so
+    /// time spent in the socket buffer counts), for streams when the bytes were read.
     pub received_at: Instant,
 }
 
@@ -735,6 +736,29 @@ impl TransportHandle {
             }
             None => Err(TlsError::Empty),
         }
+    }
+
+    /// Whether `inbound` is a stale new request for a later stage: a UDP request other
+    /// than ACK, CANCEL, BYE or PRACK that arrived (kernel receive time) more than *twice*
+    /// `transport.max_datagram_age_ms` ago. Callers with their own queue in front of the
+    /// real work check it when they take a message off that queue, and drop it: its client
+    /// has retransmitted, and serving it late only lengthens the queue. Twice, because the
+    /// entrance already admitted it at up to the limit and a short in-process queue must
+    /// not make everything it admitted stale after its parse. Stream transports are never
+    /// stale: their clients do not retransmit.
+    pub fn is_stale(&self, inbound: &Inbound) -> bool {
+        inbound.transport == TransportKind::Udp
+            && crate::stale::is_stale(
+                inbound.received_at.elapsed(),
+                self.shared.cfg.max_datagram_age_ms.saturating_mul(2),
+            )
+            && crate::stale::message_is_droppable(&inbound.message)
+    }
+
+    /// Counts a message the caller dropped by [`Self::is_stale`]
+    /// (`confab_transport_dropped_total{reason="stale"}`).
+    pub fn count_stale_drop(&self) {
+        self.shared.metrics.drop_stale.increment(1);
     }
 
     /// Open connections right now.

@@ -649,3 +649,126 @@ async fn flow_to_opens_one_connection_per_destination() {
     assert!(second.is_err(), "only one connection was opened");
     assert_eq!(h.flow_peer(flows[0]), Some((TransportKind::Tcp, addr)));
 }
+
+/// What the next transport event is (method or status) and how long ago it arrived.
+async fn next_message(
+    events: &mut tokio::sync::mpsc::Receiver<confab_transport::TransportEvent>,
+) -> (String, Duration) {
+    let ev = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .expect("an event within 5 s")
+        .expect("channel open");
+    let confab_transport::TransportEvent::Message(inb) = ev else {
+        panic!("{ev:?}")
+    };
+    let what = match inb.message.status() {
+        Some(s) => s.to_string(),
+        None => inb.message.method().unwrap().as_str().to_owned(),
+    };
+    (what, inb.received_at.elapsed())
+}
+
+/// `max_datagram_age_ms`: a new request that waited in the kernel's receive buffer longer
+/// than the limit is dropped unparsed; a response and an ACK of the same age are delivered,
+/// and so is a fresh request sent afterwards. The backlog builds because the event channel
+/// (one slot) is full and nobody reads it: the receive task waits for room instead of
+/// reading on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_new_requests_dropped_responses_kept() {
+    let mut cfg = config(&["udp:127.0.0.1:0"]);
+    cfg.udp_workers = 1;
+    cfg.event_queue = 1;
+    cfg.max_datagram_age_ms = 50;
+    cfg.check_response_sent_by = false;
+    let (h, mut events) = confab_transport::Transport::bind(cfg, None)
+        .await
+        .expect("bind");
+    let server = h.listeners()[0].local;
+    let c = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let me = c.local_addr().unwrap();
+    let request = |method: &str, n: u32| {
+        format!(
+            "{method} sip:confab@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKst{n}\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:t@example.com>;tag=t1\r\nTo: <sip:c@example.com>\r\n\
+             Call-ID: stale{n}\r\nCSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    let response = format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP {server};branch=z9hG4bKresp\r\n\
+         From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>;tag=2\r\nCall-ID: resp\r\nCSeq: 1 MESSAGE\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    // Two BYEs (never dropped for age) fill the channel and the receive task's hands; the
+    // rest waits in the kernel buffer, since nobody reads the events yet.
+    for m in [
+        request("BYE", 1),
+        request("BYE", 2),
+        request("MESSAGE", 3),
+        request("INVITE", 4),
+        request("ACK", 5),
+        response,
+    ] {
+        c.send_to(m.as_bytes(), server).await.unwrap();
+    }
+    // Let what is queued in the kernel grow older than the limit.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let mut got = Vec::new();
+    for _ in 0..4 {
+        got.push(next_message(&mut events).await);
+    }
+    c.send_to(request("MESSAGE", 6).as_bytes(), server)
+        .await
+        .unwrap();
+    got.push(next_message(&mut events).await);
+    let names: Vec<&str> = got.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(names, ["BYE", "BYE", "ACK", "200", "MESSAGE"], "{got:?}");
+    // received_at is the kernel's receive time: the ACK and the response show the time they
+    // spent in the socket buffer; the fresh MESSAGE does not.
+    assert!(got[2].1 >= Duration::from_millis(150), "{got:?}");
+    assert!(got[3].1 >= Duration::from_millis(150), "{got:?}");
+    assert!(got[4].1 < Duration::from_millis(150), "{got:?}");
+    h.shutdown();
+}
+
+/// `TransportHandle::is_stale`, the check for later stages: a UDP request that starts new
+/// work and arrived more than twice `max_datagram_age_ms` ago; never an in-progress method,
+/// a response or a stream message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn is_stale_for_later_stages() {
+    use confab_transport::{FlowToken, Inbound, Transport};
+    let mut cfg = config(&["udp:127.0.0.1:0"]);
+    cfg.max_datagram_age_ms = 100;
+    let (h, _events) = Transport::bind(cfg, None).await.expect("bind");
+    let local = h.listeners()[0].local;
+    let parse = |text: String| {
+        confab_sip::parse_datagram(Bytes::from(text), &confab_sip::Limits::DEFAULT).unwrap()
+    };
+    let req = |method: &str| {
+        parse(format!(
+            "{method} sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKis\r\n\
+             Max-Forwards: 70\r\nFrom: <sip:t@x>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: is\r\n\
+             CSeq: 1 {method}\r\nContent-Length: 0\r\n\r\n"
+        ))
+    };
+    let inbound = |message, transport, ago_ms: u64| Inbound {
+        message,
+        flow: FlowToken::datagram(0, local),
+        source: local,
+        listener: None,
+        local,
+        transport,
+        peer_identity: None,
+        received_at: Instant::now() - Duration::from_millis(ago_ms),
+    };
+    assert!(h.is_stale(&inbound(req("MESSAGE"), TransportKind::Udp, 300)));
+    assert!(!h.is_stale(&inbound(req("MESSAGE"), TransportKind::Udp, 150)));
+    assert!(!h.is_stale(&inbound(req("BYE"), TransportKind::Udp, 300)));
+    assert!(!h.is_stale(&inbound(req("MESSAGE"), TransportKind::Tcp, 300)));
+    let resp = parse(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKis\r\nFrom: <sip:t@x>;tag=1\r\n\
+         To: <sip:a@b>;tag=2\r\nCall-ID: is\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+            .to_owned(),
+    );
+    assert!(!h.is_stale(&inbound(resp, TransportKind::Udp, 300)));
+    h.shutdown();
+}

@@ -674,8 +674,10 @@ idle_timeout_s = {idle}
 handshake_timeout_s = {handshake}
 # Time allowed to open an outgoing TCP/TLS connection, seconds.
 connect_timeout_s = {connect}
-# Capacity of the received-events channel; when full, datagrams are dropped and streams pause.
+# Capacity of the received-events channel; when full, UDP and stream receivers wait (the backlog stays in the kernel buffers). Keep it short in time.
 event_queue = {event_queue}
+# Overload: a UDP request that starts new work (not ACK, CANCEL, BYE, PRACK, nor a response) and waited in the kernel longer than this is dropped unparsed, ms (0 = off, else 10..=32000).
+max_datagram_age_ms = {max_age}
 # Messages queued for sending on one connection before a send fails with Busy.
 connection_send_queue = {send_queue}
 # Honour the Via alias parameter (RFC 5923) on TLS/WSS: reuse the client's connection.
@@ -790,6 +792,7 @@ ttl_s = {turn_ttl}
         handshake = t.handshake_timeout_s,
         connect = t.connect_timeout_s,
         event_queue = t.event_queue,
+        max_age = t.max_datagram_age_ms,
         send_queue = t.connection_send_queue,
         reuse = t.connection_reuse,
         alias_tcp = t.alias_on_tcp,
