@@ -44,7 +44,7 @@
 //! pass this proxy (with `proxy.record_route = false`, or a BYE sent elsewhere): those end
 //! by `max_duration_s`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use confab_core::{Address, Timestamp};
 use confab_sip::{Host, Message, Method, Uri};
@@ -193,8 +193,26 @@ pub struct Changed {
 #[derive(Debug, Default)]
 pub struct DialogTable {
     by_call: HashMap<String, Vec<Entry>>,
-    by_user: HashMap<String, Vec<String>>,
+    /// The calls each user has entries in. A set: a gateway or a call-centre user has
+    /// thousands of dialogs, and every call start or end must not walk them all.
+    by_user: HashMap<String, HashSet<String>>,
+    /// Confirmed entries per user (only users with at least one), kept by [`Self::update`]
+    /// (the only place an entry becomes or stops being confirmed), so "on the phone" is
+    /// one lookup.
+    confirmed_by_user: HashMap<String, usize>,
     count: usize,
+}
+
+/// Confirmed entries per user in one call's entries.
+fn confirmed_in(entries: &[Entry]) -> Vec<(String, usize)> {
+    let mut out: Vec<(String, usize)> = Vec::new();
+    for e in entries.iter().filter(|e| e.state == DialogState::Confirmed) {
+        match out.iter_mut().find(|(u, _)| *u == e.user) {
+            Some((_, n)) => *n += 1,
+            None => out.push((e.user.clone(), 1)),
+        }
+    }
+    out
 }
 
 /// `user@domain` of a SIP URI (`None` for tel:, other schemes, invalid users).
@@ -251,19 +269,17 @@ impl DialogTable {
     }
 
     fn confirmed(&self, user: &str) -> bool {
-        self.entries_of(user)
-            .any(|e| e.state == DialogState::Confirmed)
+        self.confirmed_by_user.get(user).is_some_and(|&n| n > 0)
     }
 
-    fn entries_of<'a>(&'a self, user: &str) -> impl Iterator<Item = &'a Entry> + 'a {
-        let calls = self.by_user.get(user).cloned().unwrap_or_default();
-        calls
+    fn entries_of<'a>(&'a self, user: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
+        self.by_user
+            .get(user)
             .into_iter()
-            .filter_map(|c| self.by_call.get(&c))
+            .flatten()
+            .filter_map(|c| self.by_call.get(c))
             .flatten()
             .filter(move |e| e.user == user)
-            .collect::<Vec<_>>()
-            .into_iter()
     }
 
     /// Whether `user` has a confirmed dialog (aggregation's "on the phone").
@@ -278,40 +294,42 @@ impl DialogTable {
         f: impl FnMut(&mut Vec<Entry>) -> Vec<usize>,
     ) -> Vec<Changed> {
         let mut f = f;
-        let users: Vec<String> = self
-            .by_call
-            .get(call_id)
-            .map(|v| v.iter().map(|e| e.user.clone()).collect())
-            .unwrap_or_default();
-        let before: Vec<(String, bool)> = users
-            .iter()
-            .map(|u| (u.clone(), self.confirmed(u)))
-            .collect();
         let Some(entries) = self.by_call.get_mut(call_id) else {
             return Vec::new();
         };
+        let before = confirmed_in(entries);
         let len_before = entries.len();
         let touched = f(entries);
         self.count = self.count + entries.len() - len_before;
-        let mut out: Vec<Changed> = Vec::new();
-        let touched_users: Vec<String> = touched
-            .iter()
-            .filter_map(|&i| entries.get(i).map(|e| e.user.clone()))
-            .collect();
-        for u in touched_users {
-            if out.iter().any(|c| c.user == u) {
-                continue;
+        let after = confirmed_in(entries);
+        let mut touched_users: Vec<String> = Vec::new();
+        for &i in &touched {
+            if let Some(e) = entries.get(i)
+                && !touched_users.contains(&e.user)
+            {
+                touched_users.push(e.user.clone());
             }
-            let was = before
-                .iter()
-                .find(|(x, _)| *x == u)
-                .is_some_and(|(_, b)| *b);
-            out.push(Changed {
+        }
+        let was: Vec<bool> = touched_users.iter().map(|u| self.confirmed(u)).collect();
+        for (u, n) in before {
+            if let Some(c) = self.confirmed_by_user.get_mut(&u) {
+                *c = c.saturating_sub(n);
+                if *c == 0 {
+                    self.confirmed_by_user.remove(&u);
+                }
+            }
+        }
+        for (u, n) in after {
+            *self.confirmed_by_user.entry(u).or_default() += n;
+        }
+        touched_users
+            .into_iter()
+            .zip(was)
+            .map(|(u, was)| Changed {
                 on_the_phone_changed: was != self.confirmed(&u),
                 user: u,
-            });
-        }
-        out
+            })
+            .collect()
     }
 
     /// An initial INVITE is forwarded: both parties get a `trying` dialog.
@@ -380,8 +398,8 @@ impl DialogTable {
             .collect();
         for e in &entries {
             let calls = self.by_user.entry(e.user.clone()).or_default();
-            if !calls.iter().any(|c| c == call_id) {
-                calls.push(call_id.to_owned());
+            if !calls.contains(call_id) {
+                calls.insert(call_id.to_owned());
             }
         }
         self.count += entries.len();
@@ -558,6 +576,27 @@ impl DialogTable {
         let calls: Vec<String> = self.by_call.keys().cloned().collect();
         let mut out: Vec<Changed> = Vec::new();
         for call in calls {
+            let due = |e: &Entry| {
+                let age = now.as_millis() - e.created_at.as_millis();
+                let limit = if e.state < DialogState::Confirmed {
+                    setup.min(max)
+                } else {
+                    max
+                };
+                e.state != DialogState::Terminated && age >= limit
+            };
+            let lingering = |e: &Entry| {
+                e.ended_at
+                    .is_some_and(|t| now.as_millis() - t.as_millis() >= linger)
+            };
+            // Most calls have nothing to time out or forget: leave them untouched.
+            if !self
+                .by_call
+                .get(&call)
+                .is_some_and(|es| es.iter().any(|e| due(e) || lingering(e)))
+            {
+                continue;
+            }
             let changed = self.update(&call, |entries| {
                 let mut touched = Vec::new();
                 for (i, e) in entries.iter_mut().enumerate() {
@@ -601,7 +640,7 @@ impl DialogTable {
                 if !remaining.contains(&u)
                     && let Some(calls) = self.by_user.get_mut(&u)
                 {
-                    calls.retain(|c| *c != call);
+                    calls.remove(&call);
                     if calls.is_empty() {
                         self.by_user.remove(&u);
                     }

@@ -458,3 +458,52 @@ mod properties {
         }
     }
 }
+
+/// One user in thousands of calls (a gateway, a call centre): "on the phone" follows the
+/// last confirmed dialog, the change is reported exactly when it flips, and swept calls
+/// leave nothing behind.
+#[test]
+fn a_user_in_many_calls() {
+    let config = DialogConfig {
+        max_duration_s: 3600,
+        setup_timeout_s: 300,
+        terminated_linger_s: 10,
+        max_dialogs: 100_000,
+    };
+    let mut t = DialogTable::new();
+    let t0 = 1_700_000_000_000;
+    let n = 3_000;
+    let invites: Vec<Message> = (0..n).map(|i| invite(&format!("c{i}"))).collect();
+    for inv in &invites {
+        t.handle_invite(inv, Timestamp(t0), &config);
+    }
+    assert!(!t.on_the_phone("bob@example.com"));
+    for (i, inv) in invites.iter().enumerate() {
+        let ch = t.handle_response(
+            inv,
+            &response(inv, 200, Some("bt")),
+            Timestamp(t0 + 1),
+            &config,
+        );
+        let bob = ch.iter().find(|c| c.user == "bob@example.com").unwrap();
+        assert_eq!(bob.on_the_phone_changed, i == 0, "answer {i}");
+    }
+    assert!(t.on_the_phone("bob@example.com"));
+    for i in 0..n {
+        let ch = t.handle_bye(&bye(&format!("c{i}"), "at", "bt"), Timestamp(t0 + 2));
+        let bob = ch.iter().find(|c| c.user == "bob@example.com").unwrap();
+        assert_eq!(bob.on_the_phone_changed, i == n - 1, "bye {i}");
+        assert_eq!(t.on_the_phone("bob@example.com"), i < n - 1);
+    }
+    assert_eq!(t.len(), 2 * n);
+    t.sweep(Timestamp(t0 + 5_000), &config);
+    assert_eq!(t.len(), 2 * n, "still lingering");
+    t.sweep(Timestamp(t0 + 20_000), &config);
+    assert!(t.is_empty());
+    assert_eq!(
+        t.document("bob@example.com", 0, Timestamp(t0 + 20_000))
+            .dialogs
+            .len(),
+        0
+    );
+}
