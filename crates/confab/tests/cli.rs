@@ -117,6 +117,18 @@ fn usage_errors_exit_2() {
 
 #[track_caller]
 fn check_config_error(text_from: &str, text_to: &str, expected: &[&str]) {
+    check_config_error_at(text_from, text_to, None, expected);
+}
+
+/// With `at = Some((needle, message))`, the error must also name the line of the edited
+/// file that holds `needle` (counted here, not hard-coded: the generated file grows).
+#[track_caller]
+fn check_config_error_at(
+    text_from: &str,
+    text_to: &str,
+    at: Option<(&str, &str)>,
+    expected: &[&str],
+) {
     let dir = init_dir("example.com");
     edit_config(dir.path(), text_from, text_to);
     let out = run(dir.path(), &["serve", "--check"]);
@@ -127,29 +139,47 @@ fn check_config_error(text_from: &str, text_to: &str, expected: &[&str]) {
     for e in expected {
         assert!(err.contains(e), "`{e}` not in:\n{err}");
     }
+    if let Some((needle, message)) = at {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let line = 1 + text
+            .lines()
+            .position(|l| l.contains(needle))
+            .expect("needle in the edited file");
+        let want = format!(":{line}: {message}");
+        assert!(err.contains(&want), "`{want}` not in:\n{err}");
+    }
 }
 
 #[test]
 fn config_errors_name_file_line_and_key() {
-    check_config_error(
+    check_config_error_at(
         "[http.admin]\n",
         "[http.admin]\nlisen = \"x\"\n",
-        &[":104: http.admin.lisen: unknown field `lisen`"],
+        Some(("lisen = ", "http.admin.lisen: unknown field `lisen`")),
+        &[],
     );
     check_config_error(
         "listen = \"127.0.0.1:0\"",
         "listen = \"localhost\"",
         &[": http.admin.listen: invalid socket address syntax"],
     );
-    check_config_error(
+    check_config_error_at(
         "\"udp:127.0.0.1:0\"",
         "\"udp:127.0.0.1:99999\"",
-        &[":15: transport.listen[0]: listener `udp:127.0.0.1:99999`: bad port `99999`"],
+        Some((
+            "udp:127.0.0.1:99999",
+            "transport.listen[0]: listener `udp:127.0.0.1:99999`: bad port `99999`",
+        )),
+        &[],
     );
-    check_config_error(
+    check_config_error_at(
         "level = \"info\"",
         "level = \"chatty\"",
-        &[":121: log.level: `chatty` is neither a level"],
+        Some((
+            "level = \"chatty\"",
+            "log.level: `chatty` is neither a level",
+        )),
+        &[],
     );
     check_config_error(
         "[store]\n",
