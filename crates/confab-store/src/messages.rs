@@ -255,7 +255,10 @@ fn queued_recipients(conn: &rusqlite::Connection) -> Result<HashSet<String>, Sto
 /// expire, or their re-delivery window closes), never become deliverable again without a new
 /// enqueue, so forgetting is safe. Writes this process does not see (another process, a
 /// restore) call [`QueuedHint::invalidate`]; the next check then reloads the set from the
-/// table.
+/// table. Another process's enqueue is noticed by the foreign-write check, every 2 s: a
+/// REGISTER in that window does not see it (the message goes at the user's next REGISTER).
+/// One box has no other enqueuing process; a pool of front ends on one database will need
+/// the enqueue announced to the others (left for the pool issue).
 #[derive(Debug, Default)]
 pub(crate) struct QueuedHint {
     state: Mutex<HintState>,
