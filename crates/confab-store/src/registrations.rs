@@ -246,53 +246,80 @@ fn query_bindings(
 /// The binding's values that are not stored as they are held.
 struct Values {
     q: Option<i64>,
+    expires_at: i64,
+    transport: &'static str,
     source: String,
     path: Option<String>,
+    registered_at: i64,
+    updated_at: i64,
+    temp_gruu_id: Option<i64>,
+    temp_gruu_issued: Option<u32>,
 }
 
 impl Values {
     fn of(b: &Binding) -> Values {
         Values {
             q: b.q.map(|q| i64::from(q.thousandths())),
+            expires_at: b.expires_at.as_millis(),
+            transport: b.flow.transport.as_str(),
             source: b.flow.source.to_string(),
             path: joined_path(b),
+            registered_at: b.registered_at.as_millis(),
+            updated_at: b.updated_at.as_millis(),
+            temp_gruu_id: b.temp_gruu.map(|t| t.id as i64),
+            temp_gruu_issued: b.temp_gruu.map(|t| t.issued),
         }
     }
+
+    /// Every column but `aor` and `id`, in the order of [`STORED_COLUMNS`]: the one
+    /// parameter list of both the INSERT and the UPDATE.
+    fn columns<'a>(&'a self, b: &'a Binding) -> [&'a dyn rusqlite::ToSql; 18] {
+        [
+            &b.contact,
+            &b.params,
+            &self.q,
+            &self.expires_at,
+            &b.call_id,
+            &b.cseq,
+            &b.instance,
+            &b.reg_id,
+            &b.flow.token,
+            &self.transport,
+            &self.source,
+            &b.flow.node,
+            &self.path,
+            &b.user_agent,
+            &self.registered_at,
+            &self.updated_at,
+            &self.temp_gruu_id,
+            &self.temp_gruu_issued,
+        ]
+    }
+}
+
+/// The columns [`Values::columns`] gives, in its order.
+macro_rules! stored_columns {
+    () => {
+        "contact, params, q, expires_at, call_id, cseq, instance, reg_id, flow, transport, \
+         source, node, path, user_agent, registered_at, updated_at, temp_gruu_id, \
+         temp_gruu_issued"
+    };
 }
 
 /// Inserts `b` and returns its row id.
 fn insert(conn: &Connection, b: &Binding) -> Result<i64, StoreError> {
     let v = Values::of(b);
     let mut stmt = conn
-        .prepare_cached(
-            "INSERT INTO bindings (aor, contact, params, q, expires_at, call_id, cseq, instance, \
-             reg_id, flow, transport, source, node, path, user_agent, registered_at, updated_at, \
-             temp_gruu_id, temp_gruu_issued) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
+        .prepare_cached(concat!(
+            "INSERT INTO bindings (aor, ",
+            stored_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
         .map_err(db_unavailable)?;
-    stmt.execute(rusqlite::params![
-        b.aor.as_str(),
-        &b.contact,
-        &b.params,
-        v.q,
-        b.expires_at.as_millis(),
-        &b.call_id,
-        i64::from(b.cseq),
-        b.instance.as_deref(),
-        b.reg_id.map(i64::from),
-        &b.flow.token,
-        b.flow.transport.as_str(),
-        &v.source,
-        &b.flow.node,
-        v.path.as_deref(),
-        b.user_agent.as_deref(),
-        b.registered_at.as_millis(),
-        b.updated_at.as_millis(),
-        b.temp_gruu.map(|t| t.id as i64),
-        b.temp_gruu.map(|t| i64::from(t.issued)),
-    ])
-    .map_err(write_error)?;
+    let aor = b.aor.as_str();
+    let params = std::iter::once(&aor as &dyn rusqlite::ToSql).chain(v.columns(b));
+    stmt.execute(rusqlite::params_from_iter(params))
+        .map_err(write_error)?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -314,28 +341,12 @@ fn update_row(conn: &Connection, id: i64, b: &Binding) -> Result<(), StoreError>
              temp_gruu_issued = ? WHERE id = ?",
         )
         .map_err(db_unavailable)?;
+    let params = v
+        .columns(b)
+        .into_iter()
+        .chain([&id as &dyn rusqlite::ToSql]);
     let n = stmt
-        .execute(rusqlite::params![
-            &b.contact,
-            &b.params,
-            v.q,
-            b.expires_at.as_millis(),
-            &b.call_id,
-            i64::from(b.cseq),
-            b.instance.as_deref(),
-            b.reg_id.map(i64::from),
-            &b.flow.token,
-            b.flow.transport.as_str(),
-            &v.source,
-            &b.flow.node,
-            v.path.as_deref(),
-            b.user_agent.as_deref(),
-            b.registered_at.as_millis(),
-            b.updated_at.as_millis(),
-            b.temp_gruu.map(|t| t.id as i64),
-            b.temp_gruu.map(|t| i64::from(t.issued)),
-            id,
-        ])
+        .execute(rusqlite::params_from_iter(params))
         .map_err(write_error)?;
     if n == 1 {
         Ok(())
