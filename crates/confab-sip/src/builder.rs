@@ -353,8 +353,6 @@ impl ResponseBuilder {
             return self;
         }
         let line = to.raw_line();
-        let base = self.head.buf.as_ptr() as usize;
-        let _ = base;
         // Rebuild: every line as is, the To line with the tag appended to its value.
         let value = to.value().to_vec();
         let raw_name = to.raw_name().to_vec();

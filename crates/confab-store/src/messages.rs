@@ -376,17 +376,14 @@ impl MessageQueueStore for SqliteStore {
                 epoch
             }
         };
-        let recipient = recipient.as_str().to_owned();
+        let key = recipient.as_str().to_owned();
         let found = self
             .inner
             .reader
-            .read(move |conn| {
-                deliverable_direct(conn, &recipient, now, window_ms, limit).map(|m| (recipient, m))
-            })
+            .read(move |conn| deliverable_direct(conn, &key, now, window_ms, limit))
             .await?;
-        let (recipient, found) = found;
         if found.is_empty() {
-            hint.forget(&recipient, epoch);
+            hint.forget(recipient.as_str(), epoch);
         }
         Ok(found)
     }
