@@ -390,17 +390,7 @@ fn fail_all(
     err: StoreError,
     batch: &Batch,
 ) {
-    batch
-        .counters
-        .failed_batches
-        .fetch_add(1, Ordering::Relaxed);
-    // Before any caller hears of it (and before the next batch runs).
-    (batch.on_abort)();
-    for complete in pending {
-        complete(Err(err.clone()));
-    }
-    // Jobs that never ran are dropped with their reply channels.
-    not_run.for_each(drop);
+    crate::writer::fail_batch(not_run, pending, err, &batch.counters, &batch.on_abort);
 }
 
 fn rollback(conn: &Connection) {

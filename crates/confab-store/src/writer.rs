@@ -304,24 +304,32 @@ async fn commit_batch(conn: &mut SqliteConnection, writes: &mut Vec<WriteFn>, ba
     }
 }
 
-fn fail_all(
-    not_run: impl Iterator<Item = WriteFn>,
+/// Fails a batch (both writers): counts it, runs the abort hook before any caller hears of
+/// it (and before the next batch runs), fails the jobs that ran, drops those that did not.
+pub(crate) fn fail_batch<W>(
+    not_run: impl Iterator<Item = W>,
     pending: Vec<Completion>,
     err: StoreError,
-    batch: &Batch,
+    counters: &Counters,
+    on_abort: &AbortHook,
 ) {
-    batch
-        .counters
-        .failed_batches
-        .fetch_add(1, Ordering::Relaxed);
-    // Before any caller hears of it (and before the next batch runs).
-    (batch.on_abort)();
+    counters.failed_batches.fetch_add(1, Ordering::Relaxed);
+    on_abort();
     for complete in pending {
         complete(Err(err.clone()));
     }
     // Jobs that never ran are dropped with their reply channels; their callers get
     // `not_committed()`.
     not_run.for_each(drop);
+}
+
+fn fail_all(
+    not_run: impl Iterator<Item = WriteFn>,
+    pending: Vec<Completion>,
+    err: StoreError,
+    batch: &Batch,
+) {
+    fail_batch(not_run, pending, err, &batch.counters, &batch.on_abort);
 }
 
 async fn rollback(conn: &mut SqliteConnection) {
